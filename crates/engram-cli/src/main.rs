@@ -1,0 +1,73 @@
+//! `engram`: train, evaluate and inspect engram's memory mechanisms from the command line.
+//!
+//! This binary is glue: it parses arguments, picks the device through
+//! [`engram_tensor::device`], and calls the library crates. Errors print their whole chain to
+//! stderr; the exit code is 2 for usage and configuration errors and 1 for failures at run time.
+
+mod info;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Memory mechanisms of language models, on burn.
+#[derive(Debug, Parser)]
+#[command(name = "engram", version, about, propagate_version = true)]
+struct Cli {
+    /// Backend to run on, among those compiled in (flex, ndarray, wgpu); defaults to
+    /// $ENGRAM_BACKEND, then the first compiled-in backend.
+    #[arg(long, global = true, value_name = "NAME")]
+    backend: Option<String>,
+
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show the version, the compiled-in backends, the chosen device and the thread count.
+    Info,
+}
+
+/// How a command failed, which decides the exit code.
+#[derive(Debug)]
+enum Failure {
+    /// Bad arguments or configuration: exit 2.
+    Usage(anyhow::Error),
+    /// Something went wrong while running: exit 1.
+    Runtime(anyhow::Error),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Info => info::run(cli.backend.as_deref(), cli.json),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(err)) => report(&err, 2),
+        Err(Failure::Runtime(err)) => report(&err, 1),
+    }
+}
+
+fn report(err: &anyhow::Error, code: u8) -> ExitCode {
+    eprintln!("error: {err}");
+    for cause in err.chain().skip(1) {
+        eprintln!("  caused by: {cause}");
+    }
+    ExitCode::from(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}
