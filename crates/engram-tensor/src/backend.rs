@@ -141,6 +141,32 @@ pub fn device(requested: Option<&str>) -> Result<Device, Error> {
     select_backend(requested)?.device()
 }
 
+/// The engram backend a device belongs to (autodiff devices answer for the device they wrap);
+/// `None` for devices of backends engram does not build.
+pub fn backend_of(device: &Device) -> Option<Backend> {
+    use burn::backend::DispatchDevice as D;
+    match device.clone().without_autodiff().as_dispatch() {
+        #[cfg(feature = "flex")]
+        D::Flex(_) => Some(Backend::Flex),
+        #[cfg(feature = "ndarray")]
+        D::NdArray(_) => Some(Backend::NdArray),
+        #[cfg(feature = "wgpu")]
+        D::Cube(_) => Some(Backend::Wgpu),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
+
+/// Whether f64 arithmetic on `device` is trustworthy, including `exp` and `log`.
+///
+/// GPU shading languages lack f64 transcendental functions, so wgpu devices can report f64 as
+/// supported and still compute `exp` wrongly (seen with Mesa's lavapipe); only the CPU backends
+/// answer yes.
+pub fn supports_f64(device: &Device) -> bool {
+    matches!(backend_of(device), Some(Backend::Flex | Backend::NdArray))
+        && device.supports_dtype(burn::tensor::DType::F64)
+}
+
 /// The number of CPU threads the CPU backends use (rayon's global pool; `RAYON_NUM_THREADS`
 /// changes it).
 pub fn cpu_threads() -> usize {
@@ -180,6 +206,9 @@ mod tests {
     fn explicit_request_picks_that_backend() {
         for backend in Backend::compiled() {
             assert_eq!(select_backend(Some(backend.name())).unwrap(), backend);
+            let device = backend.device().unwrap();
+            assert_eq!(backend_of(&device), Some(backend));
+            assert_eq!(backend_of(&device.autodiff()), Some(backend));
         }
     }
 }

@@ -27,7 +27,7 @@
 //! let scores = Tensor::<2>::from_floats([[1.0, 2.0, 3.0], [1e4, -1e4, 0.0]], &device);
 //! let mask = padding_mask(&[2, 0], 3, &device); // the second row is all padding
 //! let weights = masked_softmax(scores, mask, 1);
-//! let row = weights.into_data().try_to_vec::<f32>().unwrap();
+//! let row = engram_tensor::testing::to_f64(weights);
 //! assert_eq!(&row[3..], &[0.0, 0.0, 0.0]);
 //! ```
 #![warn(missing_docs)]
@@ -41,7 +41,9 @@ mod memory;
 mod softmax;
 pub mod testing;
 
-pub use backend::{BACKEND_ENV, Backend, cpu_threads, device, select_backend};
+pub use backend::{
+    BACKEND_ENV, Backend, backend_of, cpu_threads, device, select_backend, supports_f64,
+};
 pub use error::Error;
 pub use init::{orthogonal_blocks, recurrent_uniform, scaled_residual_normal, seed_everything};
 pub use loss::{CrossEntropy, entropy, kl_divergence, perplexity};

@@ -274,5 +274,13 @@ mod tests {
             &[small()],
         )
         .assert_ok();
+        check_gradient(
+            |x| {
+                let t = Tensor::<1, Int>::from_ints([0, 2], &x[0].device());
+                perplexity(x[0].clone(), t, None)
+            },
+            &[small()],
+        )
+        .assert_ok();
     }
 }

@@ -14,7 +14,7 @@ use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 /// ```
 /// let device = engram_tensor::device(None).unwrap();
 /// let mask = engram_tensor::padding_mask(&[2, 3], 3, &device);
-/// let values = mask.into_data().try_to_vec::<bool>().unwrap();
+/// let values = engram_tensor::testing::to_bools(mask);
 /// assert_eq!(values, [false, false, true, false, false, false]);
 /// ```
 pub fn padding_mask(lengths: &[usize], max_len: usize, device: &Device) -> Tensor<2, Bool> {
@@ -46,7 +46,7 @@ pub fn causal_mask(seq: usize, device: &Device) -> Tensor<2, Bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::test_device;
+    use crate::testing::{test_device, to_bools};
 
     #[test]
     fn padding_mask_and_lengths_round_trip() {
@@ -58,7 +58,7 @@ mod tests {
 
     #[test]
     fn causal_mask_hides_the_future() {
-        let values = causal_mask(3, &test_device()).into_data().try_to_vec::<bool>().unwrap();
+        let values = to_bools(causal_mask(3, &test_device()));
         assert_eq!(values, [false, true, true, false, false, true, false, false, false]);
     }
 

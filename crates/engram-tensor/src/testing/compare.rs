@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use burn::tensor::Tensor;
+use burn::tensor::{Bool, Tensor};
 
 /// How far an actual value may be from the expected one: `|a - e| <= abs + rel · |e|`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -163,6 +163,15 @@ pub fn to_f64<const D: usize>(tensor: Tensor<D>) -> Vec<f64> {
     match data.try_into_vec_as::<f64>() {
         Ok(values) => values,
         Err(err) => panic!("to_f64: cannot read tensor data of dtype {dtype:?}: {err:?}"),
+    }
+}
+
+/// Reads a bool tensor back in row-major order, whatever its storage on the backend (wgpu keeps
+/// bools as `u32`).
+pub fn to_bools<const D: usize>(tensor: Tensor<D, Bool>) -> Vec<bool> {
+    match tensor.int().into_data().try_into_vec_as::<i64>() {
+        Ok(values) => values.into_iter().map(|v| v != 0).collect(),
+        Err(err) => panic!("to_bools: cannot read tensor data: {err:?}"),
     }
 }
 

@@ -7,7 +7,7 @@ use burn::tensor::{DType, Device, Tensor, TensorData};
 use super::compare::{Comparison, Tolerance, compare, to_f64};
 
 /// Settings of a gradient check. [`GradCheck::default`] picks them from the precision the device
-/// supports: f64 where available (step 1e-6, tolerance 1e-6 + 1e-5·|g|), otherwise f32 (step
+/// computes reliably ([`supports_f64`](crate::supports_f64)): f64 where available (step 1e-6, tolerance 1e-6 + 1e-5·|g|), otherwise f32 (step
 /// 1e-2, tolerance 1e-2 + 1e-2·|g|).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct GradCheck {
@@ -92,7 +92,7 @@ impl GradCheck {
     {
         assert!(!inputs.is_empty(), "check_gradient: no inputs");
         let device = inputs[0].device().without_autodiff();
-        let dtype = if self.prefer_f64 && device.supports_dtype(DType::F64) {
+        let dtype = if self.prefer_f64 && crate::backend::supports_f64(&device) {
             DType::F64
         } else {
             inputs[0].dtype()

@@ -9,7 +9,7 @@ mod gradcheck;
 pub mod reference;
 
 pub use compare::{
-    Comparison, Tolerance, Worst, assert_close, assert_tensors_close, compare, to_f64,
+    Comparison, Tolerance, Worst, assert_close, assert_tensors_close, compare, to_bools, to_f64,
 };
 pub use gradcheck::{GradCheck, GradReport, check_gradient};
 
