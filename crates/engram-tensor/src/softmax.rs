@@ -4,7 +4,7 @@
 //! of ±1e4 in f32 neither overflow nor lose the largest entry. Reductions keep `dim` with size 1,
 //! like burn's `sum_dim`, so the result broadcasts against the input.
 
-use burn::tensor::{Bool, Tensor};
+use burn::tensor::{Bool, DType, Tensor, activation};
 
 /// `log Σ exp(x)` along `dim`, which is kept with size 1.
 ///
@@ -33,9 +33,8 @@ pub fn logsumexp<const D: usize>(x: Tensor<D>, dim: usize) -> Tensor<D> {
 /// If `dim >= D`.
 pub fn softmax<const D: usize>(x: Tensor<D>, dim: usize) -> Tensor<D> {
     check_dim::<D>("softmax", dim);
-    let max = finite_max(x.clone(), dim);
-    let exp = (x - max).exp();
-    exp.clone() / exp.sum_dim(dim)
+    // burn's op shifts by the maximum too, and flex fuses it into one pass over each row.
+    activation::softmax(x, dim)
 }
 
 /// `log softmax(x)_i = x_i - logsumexp(x)` along `dim`.
@@ -77,15 +76,21 @@ pub fn masked_softmax<const D: usize>(
         x.dims(),
         mask.dims()
     );
-    let x = x.mask_fill(mask.clone(), f64::NEG_INFINITY);
-    let max = finite_max(x.clone(), dim);
-    // Masked entries are exp(-inf) = 0 already; filling them again keeps them exactly zero even
-    // if a backend's exp is sloppy at -inf.
-    let exp = (x - max).exp().mask_fill(mask, 0.0);
-    let sum = exp.clone().sum_dim(dim);
-    // A fully masked row sums to 0: divide by 1 instead, which leaves the zeros as they are.
-    let sum = sum.clone().mask_fill(sum.equal_elem(0.0), 1.0);
-    exp / sum
+    // A finite fill keeps a fully masked row finite (uniform) through softmax and its backward;
+    // the second fill then zeroes it. Filling with -inf would give 0/0 there.
+    let fill = lowest_logit(x.dtype());
+    activation::softmax(x.mask_fill(mask.clone(), fill), dim).mask_fill(mask, 0.0)
+}
+
+/// A logit so low that `exp(fill - max)` is exactly 0 next to any real logit, yet finite in the
+/// dtype (and far from overflowing when the maximum is subtracted).
+fn lowest_logit(dtype: DType) -> f64 {
+    match dtype {
+        DType::F64 => -1e300,
+        DType::F32 | DType::BF16 => -1e30,
+        // f16 and flex32 (f16 range): about half the most negative finite value.
+        _ => -3e4,
+    }
 }
 
 /// Softmin distribution with temperature `gamma`: `softmax(-x / gamma)` along `dim`.

@@ -1,0 +1,110 @@
+//! engram's benchmarks, one criterion binary: `cargo xtask bench [--backend B] [filter]`.
+//!
+//! Groups are named `"<crate>/<op>"` and ids `"<impl>/<backend>"` with parameters such as
+//! `b8h8s128`, so that engram's implementation and burn's sit side by side in criterion's report
+//! and in the table `cargo xtask bench` prints. The backend comes from engram-tensor (the
+//! compiled-in features and `ENGRAM_BACKEND`); this file never names one.
+
+use burn::tensor::activation;
+use burn::tensor::{Bool, Device, Distribution, Tensor};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use engram_benches::time_synced;
+
+/// Attention-score shapes `[batch, heads, seq, seq]`: a short context and a long one, where the
+/// quadratic cost of the score matrix starts to dominate.
+const SHAPES: [[usize; 4]; 2] = [[8, 8, 128, 128], [8, 8, 512, 512]];
+
+/// The device and its backend's name for bench ids, as every engram binary resolves them.
+fn setup() -> (Device, &'static str) {
+    let backend = match engram_tensor::select_backend(None) {
+        Ok(backend) => backend,
+        Err(err) => panic!("benches: no usable backend: {err}"),
+    };
+    match backend.device() {
+        Ok(device) => (device, backend.name()),
+        Err(err) => panic!("benches: cannot create the {backend} device: {err}"),
+    }
+}
+
+/// `b8h8s128` for `[8, 8, 128, 128]`.
+fn params(shape: [usize; 4]) -> String {
+    format!("b{}h{}s{}", shape[0], shape[1], shape[2])
+}
+
+fn elements(shape: [usize; 4]) -> Throughput {
+    Throughput::Elements(shape.iter().product::<usize>() as u64)
+}
+
+/// Scores of the size and spread of attention logits (standard normal).
+fn scores(shape: [usize; 4], device: &Device) -> Tensor<4> {
+    Tensor::random(shape, Distribution::Normal(0.0, 1.0), device)
+}
+
+/// A causal mask broadcast over batch and heads, as attention applies it.
+fn causal(shape: [usize; 4], device: &Device) -> Tensor<4, Bool> {
+    engram_tensor::causal_mask(shape[2], device).unsqueeze::<4>().expand(shape)
+}
+
+fn tensor_softmax(c: &mut Criterion) {
+    let (device, backend) = setup();
+    let mut group = c.benchmark_group("tensor/softmax");
+    for shape in SHAPES {
+        let x = scores(shape, &device);
+        group.throughput(elements(shape));
+        let id = BenchmarkId::new(format!("engram/{backend}"), params(shape));
+        group.bench_function(id, |b| {
+            b.iter_custom(|iters| {
+                time_synced(&device, iters, || engram_tensor::softmax(x.clone(), 3))
+            })
+        });
+        // burn's own softmax, for comparison: engram's adds only the max shift burn also does,
+        // so the two should be close; a gap means one of them has a slow path.
+        let id = BenchmarkId::new(format!("burn/{backend}"), params(shape));
+        group.bench_function(id, |b| {
+            b.iter_custom(|iters| time_synced(&device, iters, || activation::softmax(x.clone(), 3)))
+        });
+    }
+    group.finish();
+}
+
+fn tensor_masked_softmax(c: &mut Criterion) {
+    let (device, backend) = setup();
+    let mut group = c.benchmark_group("tensor/masked_softmax");
+    for shape in SHAPES {
+        let x = scores(shape, &device);
+        let mask = causal(shape, &device);
+        group.throughput(elements(shape));
+        let id = BenchmarkId::new(format!("engram/{backend}"), params(shape));
+        group.bench_function(id, |b| {
+            b.iter_custom(|iters| {
+                time_synced(&device, iters, || {
+                    engram_tensor::masked_softmax(x.clone(), mask.clone(), 3)
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
+fn tensor_logsumexp(c: &mut Criterion) {
+    let (device, backend) = setup();
+    let mut group = c.benchmark_group("tensor/logsumexp");
+    for shape in SHAPES {
+        let x = scores(shape, &device);
+        group.throughput(elements(shape));
+        let id = BenchmarkId::new(format!("engram/{backend}"), params(shape));
+        group.bench_function(id, |b| {
+            b.iter_custom(|iters| {
+                time_synced(&device, iters, || engram_tensor::logsumexp(x.clone(), 3))
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = tensor;
+    config = engram_benches::criterion();
+    targets = tensor_softmax, tensor_masked_softmax, tensor_logsumexp
+}
+criterion_main!(tensor);
