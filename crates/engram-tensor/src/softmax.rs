@@ -284,12 +284,12 @@ mod tests {
 
     #[test]
     fn gradients_match_finite_differences() {
-        let x = grad_input();
-        check_gradient(|x| weighted(softmax(x[0].clone(), 1)), &[x.clone()]).assert_ok();
-        check_gradient(|x| weighted(log_softmax(x[0].clone(), 0)), &[x.clone()]).assert_ok();
-        check_gradient(|x| weighted(logsumexp(x[0].clone(), 1)), &[x.clone()]).assert_ok();
-        check_gradient(|x| weighted(softmin(x[0].clone(), 1, 0.5)), &[x.clone()]).assert_ok();
-        check_gradient(|x| weighted(soft_min(x[0].clone(), 1, 0.5)), &[x]).assert_ok();
+        let x = [grad_input()];
+        check_gradient(|x| weighted(softmax(x[0].clone(), 1)), &x).assert_ok();
+        check_gradient(|x| weighted(log_softmax(x[0].clone(), 0)), &x).assert_ok();
+        check_gradient(|x| weighted(logsumexp(x[0].clone(), 1)), &x).assert_ok();
+        check_gradient(|x| weighted(softmin(x[0].clone(), 1, 0.5)), &x).assert_ok();
+        check_gradient(|x| weighted(soft_min(x[0].clone(), 1, 0.5)), &x).assert_ok();
     }
 
     #[test]
