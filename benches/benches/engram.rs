@@ -57,8 +57,8 @@ fn tensor_softmax(c: &mut Criterion) {
                 time_synced(&device, iters, || engram_tensor::softmax(x.clone(), 3))
             })
         });
-        // burn's own softmax, for comparison: engram's adds only the max shift burn also does,
-        // so the two should be close; a gap means one of them has a slow path.
+        // burn's own softmax, for comparison: engram's calls it after checking its arguments,
+        // so the two should match; a gap means engram added a slow path.
         let id = BenchmarkId::new(format!("burn/{backend}"), params(shape));
         group.bench_function(id, |b| {
             b.iter_custom(|iters| time_synced(&device, iters, || activation::softmax(x.clone(), 3)))
@@ -102,9 +102,27 @@ fn tensor_logsumexp(c: &mut Criterion) {
     group.finish();
 }
 
+/// The backend's square f32 matmul: the compute ceiling the other ops are read against, the
+/// same case as the PyTorch anchor `matmul/1024`, and the probe for flex's `x86-v4` feature.
+/// Throughput counts floating-point operations (2·n³), so "elem/s" reads as FLOP/s.
+fn tensor_matmul(c: &mut Criterion) {
+    let (device, backend) = setup();
+    let mut group = c.benchmark_group("tensor/matmul");
+    for n in [256, 1024] {
+        let a = Tensor::<2>::random([n, n], Distribution::Normal(0.0, 1.0), &device);
+        let b = Tensor::<2>::random([n, n], Distribution::Normal(0.0, 1.0), &device);
+        group.throughput(Throughput::Elements(2 * (n as u64).pow(3)));
+        let id = BenchmarkId::new(format!("burn/{backend}"), format!("n{n}"));
+        group.bench_function(id, |bench| {
+            bench.iter_custom(|iters| time_synced(&device, iters, || a.clone().matmul(b.clone())))
+        });
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = tensor;
     config = engram_benches::criterion();
-    targets = tensor_softmax, tensor_masked_softmax, tensor_logsumexp
+    targets = tensor_softmax, tensor_masked_softmax, tensor_logsumexp, tensor_matmul
 }
 criterion_main!(tensor);
