@@ -8,7 +8,7 @@
 use burn::tensor::activation;
 use burn::tensor::{Bool, Device, Distribution, Tensor};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use engram_benches::time_synced;
+use engram_benches::{dtw, time_synced};
 
 /// Attention-score shapes `[batch, heads, seq, seq]`: a short context and a long one, where the
 /// quadratic cost of the score matrix starts to dominate.
@@ -125,4 +125,9 @@ criterion_group! {
     config = engram_benches::criterion();
     targets = tensor_softmax, tensor_masked_softmax, tensor_logsumexp, tensor_matmul
 }
-criterion_main!(tensor);
+criterion_group! {
+    name = dtw_benches;
+    config = engram_benches::criterion();
+    targets = dtw::dtw_pair, dtw::dtw_matrix
+}
+criterion_main!(tensor, dtw_benches);

@@ -1,7 +1,8 @@
 //! Shared setup for engram's criterion benchmarks: the quick or full profile, and timing that
 //! waits for asynchronous backends.
 //!
-//! The benchmarks themselves live in `benches/engram.rs` (one binary, groups named
+//! The benchmarks live in `benches/engram.rs` and, per crate, in modules here such as [`dtw`]
+//! (one binary, groups named
 //! `"<crate>/<op>"`, ids `"<impl>/<backend>"` so implementations sit side by side). Run them with
 //! `cargo xtask bench [--backend B] [filter]`, which also prints a table of the results.
 //!
@@ -9,6 +10,8 @@
 //! picked at run time by [`engram_tensor::device`], so `ENGRAM_BACKEND` chooses among the
 //! compiled-in ones.
 #![warn(missing_docs)]
+
+pub mod dtw;
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};

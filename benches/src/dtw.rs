@@ -1,0 +1,74 @@
+//! Benchmarks of engram-dtw: one pair of long series (`dtw/pair`) and a pairwise distance
+//! matrix (`dtw/matrix`), on the cases of the DTW anchors (`shared/anchors/dtw`) so that the
+//! ns/cell figures compare with dtaidistance's, tslearn's and aeon's.
+//!
+//! Throughput is counted in DP cells (`n * m`, or the band's area), so criterion's
+//! elements/s read directly as cells/s. Random walks as in the anchors; the kernels have no
+//! data-dependent branches, so the values do not change the speed.
+
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, Throughput};
+use engram_dtw::{DtwOptions, Series, Window, distance_matrix, dtw_distance, window_cells};
+
+/// A seeded random walk with uniform steps in [-1, 1) (SplitMix64).
+fn random_walk(len: usize, seed: u64) -> Vec<f64> {
+    let mut state = seed;
+    let mut x = 0.0;
+    (0..len)
+        .map(|_| {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            x += (z >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0;
+            x
+        })
+        .collect()
+}
+
+fn cells(window: &Window, n: usize, m: usize) -> u64 {
+    match window_cells(window, n, m) {
+        Ok(cells) => cells as u64,
+        Err(err) => panic!("dtw bench: bad window {window:?}: {err}"),
+    }
+}
+
+/// `dtw/pair`: univariate f64, 1000 and 10000 points, no window and a 10 % Sakoe-Chiba band.
+pub fn dtw_pair(c: &mut Criterion) {
+    let mut group = c.benchmark_group("dtw/pair");
+    for n in [1000, 10_000] {
+        let (a, b) = (random_walk(n, 1), random_walk(n, 2));
+        for (name, window) in
+            [("full", Window::Full), ("band10", Window::SakoeChiba { radius: n / 10 })]
+        {
+            let options = DtwOptions::default().with_window(window);
+            group.throughput(Throughput::Elements(cells(&window, n, n)));
+            let id = BenchmarkId::new("engram/f64", format!("n{n}_{name}"));
+            group.bench_function(id, |bench| {
+                bench.iter(|| dtw_distance(black_box(&a), black_box(&b), &options))
+            });
+        }
+    }
+    group.finish();
+}
+
+/// `dtw/matrix`: the upper triangle of the distance matrix of 200 series of 256 points, no
+/// window, on 1 and 2 threads.
+pub fn dtw_matrix(c: &mut Criterion) {
+    let mut group = c.benchmark_group("dtw/matrix");
+    let (count, len) = (200, 256);
+    let data: Vec<Vec<f64>> = (0..count).map(|s| random_walk(len, 100 + s as u64)).collect();
+    let series: Vec<Series<'_, f64>> = data.iter().map(Series::from).collect();
+    let pairs = (count * (count - 1) / 2) as u64;
+    group.throughput(Throughput::Elements(pairs * (len * len) as u64));
+    for threads in [1, 2] {
+        let id = BenchmarkId::new("engram/f64", format!("s{count}_n{len}_t{threads}"));
+        group.bench_function(id, |bench| {
+            bench
+                .iter(|| distance_matrix(black_box(&series), &DtwOptions::default(), Some(threads)))
+        });
+    }
+    group.finish();
+}
