@@ -4,6 +4,7 @@
 //! [`engram_tensor::device`], and calls the library crates. Errors print their whole chain to
 //! stderr; the exit code is 2 for usage and configuration errors and 1 for failures at run time.
 
+mod dtw;
 mod info;
 
 use std::process::ExitCode;
@@ -31,6 +32,8 @@ struct Cli {
 enum Command {
     /// Show the version, the compiled-in backends, the chosen device and the thread count.
     Info,
+    /// Dynamic time warping: distances, paths, matrices, 1-NN classification, search.
+    Dtw(dtw::DtwArgs),
 }
 
 /// How a command failed, which decides the exit code.
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Info => info::run(cli.backend.as_deref(), cli.json),
+        Command::Dtw(args) => dtw::run(args, cli.json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

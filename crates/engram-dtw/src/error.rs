@@ -113,6 +113,26 @@ pub enum Error {
         /// The cost that was given.
         cost: crate::Cost,
     },
+    /// A field of a text file that is not a finite number, or a row without values.
+    #[error("{file}:{line}: column {column}: {message}")]
+    Parse {
+        /// The file (or `<stdin>`) it came from.
+        file: String,
+        /// 1-based line number.
+        line: usize,
+        /// 1-based column (field) number.
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A file that cannot be read.
+    #[error("cannot read {path}: {message}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The operating system's message.
+        message: String,
+    },
     /// rayon could not build a thread pool of the requested size.
     #[error("cannot build a thread pool of {threads} threads: {message}")]
     ThreadPool {

@@ -12,6 +12,8 @@
 //!   suite's [`subsequence_search`].
 //! - [`distance_matrix`] and [`cross_distance_matrix`] in parallel with rayon;
 //!   [`select_window`] (leave-one-out window learning) and [`classify_1nn`].
+//! - [`read_series`] / [`parse_series`]: series from text files (UCR archive format or one
+//!   series per line), with errors that say file, line and column.
 //!
 //! Conventions (which number matches dtaidistance, tslearn or aeon) are on the `distance`
 //! functions: [`dtw_cost`] sums local costs along the path, [`dtw_distance`] takes its square
@@ -47,6 +49,7 @@ mod cost;
 mod distance;
 mod error;
 mod float;
+mod io;
 mod knn;
 mod matrix;
 mod normalize;
@@ -62,6 +65,7 @@ pub use cost::Cost;
 pub use distance::{DtwOptions, dtw_cost, dtw_cost_bounded, dtw_distance};
 pub use error::{Error, Result};
 pub use float::Float;
+pub use io::{SeriesSet, parse_series, read_series};
 pub use knn::{WindowSelection, classify_1nn, error_rate, select_window};
 pub use matrix::{DistanceMatrix, cross_distance_matrix, distance_matrix};
 pub use normalize::{znormalize, znormalized};
