@@ -7,6 +7,7 @@ mod backend;
 mod bench;
 mod ci;
 mod criterion;
+mod eval;
 mod gpu;
 mod json;
 mod manifest;
@@ -32,6 +33,9 @@ commands:
                               the criterion benches once per backend (default flex), then a
                               table of this run's results; ENGRAM_BENCH_FULL=1 for the full
                               criterion profile
+  eval ucr [--data DIR]       1-NN error rates (Euclidean, learned-window DTW, full DTW) on
+                              the UCR datasets in DIR/ucr (default $ENGRAM_DATA, then
+                              ../shared/data) next to the archive's DataSummary.csv
   gpu OUT_DIR                 on a GPU machine: build, test and bench with wgpu, writing logs,
                               tables and summary.txt to OUT_DIR; goes on past failed steps
   tidy                        repository rules: `//!` first lines, files under 600 lines,
@@ -84,6 +88,7 @@ fn dispatch(args: &[String]) -> Result<()> {
         }
         "test" => ci::test(&ci::TestArgs::parse(rest)?),
         "bench" => bench::bench(&bench::BenchArgs::parse(rest)?),
+        "eval" => eval::eval(rest),
         "gpu" => match rest {
             [out_dir] => gpu::gpu(Path::new(out_dir)),
             _ => Err(UsageError("gpu takes one argument: the output folder".into()).into()),
