@@ -49,7 +49,7 @@ struct Inputs {
 #[derive(Debug, Args)]
 struct Compare {
     /// Warping window: `full`, a Sakoe-Chiba radius (`10`), a percentage of the longer series
-    /// (`10%`), or an Itakura parallelogram (`itakura:2`).
+    /// (`10%`, rounded up as the UCR archive does), or an Itakura parallelogram (`itakura:2`).
     #[arg(long, default_value = "full", value_parser = parse_window)]
     window: WindowSpec,
     /// Local cost between points.
@@ -167,13 +167,13 @@ fn parse_window(text: &str) -> Result<WindowSpec, String> {
 
 impl WindowSpec {
     /// The window for series of at most `len` points.
-    fn resolve(self, len: usize) -> Window {
-        match self {
+    fn resolve(self, len: usize) -> anyhow::Result<Window> {
+        Ok(match self {
             WindowSpec::Full => Window::Full,
             WindowSpec::Radius(radius) => Window::SakoeChiba { radius },
-            WindowSpec::Percent(p) => Window::SakoeChiba { radius: p as usize * len / 100 },
+            WindowSpec::Percent(p) => Window::percent(p, len)?,
             WindowSpec::Itakura(max_slope) => Window::Itakura { max_slope },
-        }
+        })
     }
 }
 
@@ -215,7 +215,7 @@ fn distance(args: PairArgs, json: bool, with_path: bool) -> anyhow::Result<()> {
     let [a, b] = &set.series[..] else {
         bail!("need exactly two series, got {} (one per non-blank line)", set.len());
     };
-    let window = args.compare.window.resolve(a.len().max(b.len()));
+    let window = args.compare.window.resolve(a.len().max(b.len()))?;
     let options = DtwOptions::new().with_cost(args.compare.metric.cost()).with_window(window);
     let cost = dtw_cost(a.as_slice(), b.as_slice(), &options)?;
     let distance = options.cost_to_distance(cost);
@@ -244,7 +244,7 @@ fn distance(args: PairArgs, json: bool, with_path: bool) -> anyhow::Result<()> {
 
 fn matrix(args: MatrixArgs, json: bool) -> anyhow::Result<()> {
     let set = read_inputs(&args.inputs)?;
-    let window = args.compare.window.resolve(longest(&set.series));
+    let window = args.compare.window.resolve(longest(&set.series))?;
     let options = DtwOptions::new().with_cost(args.compare.metric.cost()).with_window(window);
     let series: Vec<_> = set.series.iter().map(|s| s.as_slice().into()).collect();
     let matrix = distance_matrix(&series, &options, args.threads.map(usize::from))?;
@@ -268,7 +268,7 @@ fn knn(args: KnnArgs, json: bool) -> anyhow::Result<()> {
     let cost = args.metric.cost();
     let threads = args.threads.map(usize::from);
     let (window, learned) = match args.window {
-        Some(spec) => (spec.resolve(longest(&train.series)), None),
+        Some(spec) => (spec.resolve(longest(&train.series))?, None),
         None => {
             let grid: Vec<u32> = (0..=100).collect();
             let selection = select_window(&train_series, &train_labels, cost, &grid, threads)?;

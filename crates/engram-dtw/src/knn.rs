@@ -7,14 +7,14 @@ use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::matrix::{DistanceMatrix, cross_distance_matrix, distance_matrix};
 use crate::series::Series;
-use crate::window::Window;
+use crate::window::{Window, percent_radius};
 
 /// The outcome of [`select_window`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct WindowSelection {
     /// The chosen window, in percent of the longest training series.
     pub percent: u32,
-    /// The Sakoe-Chiba radius it stands for: `floor(percent * len / 100)`.
+    /// The Sakoe-Chiba radius it stands for: `ceil(percent * len / 100)` ([`Window::percent`]).
     pub radius: usize,
     /// Its leave-one-out error rate on the training set.
     pub error: f64,
@@ -31,7 +31,7 @@ impl WindowSelection {
 
 /// Learns the Sakoe-Chiba window for 1-NN DTW by leave-one-out cross-validation on the
 /// training set: for each window in `percents` (percent of the longest training series,
-/// radius `floor(percent * len / 100)`; the UCR archive tries `0..=100`), classify each training
+/// radius `ceil(percent * len / 100)` ([`Window::percent`]); the UCR archive tries `0..=100`), classify each training
 /// series by its nearest other training series and count the mistakes. The window with the
 /// fewest wins; ties go to the smaller window. Percents whose radii coincide (short series, or
 /// radii past the full window) are computed once.
@@ -70,7 +70,7 @@ pub fn select_window<T: Float, L: PartialEq>(
         if percent > 100 {
             return Err(Error::InvalidPercent { percent });
         }
-        let radius = percent as usize * longest / 100;
+        let radius = percent_radius(percent, longest);
         // Radii at or past longest - 1 all allow every cell.
         let effective = radius.min(longest.saturating_sub(1));
         let error = match cache.iter().find(|(r, _)| *r == effective) {
@@ -91,7 +91,7 @@ pub fn select_window<T: Float, L: PartialEq>(
         .enumerate()
         .fold((0, f64::INFINITY), |acc, (k, &(_, e))| if e < acc.1 { (k, e) } else { acc });
     let (percent, error) = errors[best];
-    Ok(WindowSelection { percent, radius: percent as usize * longest / 100, error, errors })
+    Ok(WindowSelection { percent, radius: percent_radius(percent, longest), error, errors })
 }
 
 /// Labels of `test` by their nearest neighbour in `train` under `options` (ties to the lower
@@ -208,7 +208,7 @@ mod tests {
         assert_eq!(chosen.errors.len(), 101);
         let euclidean_loocv = chosen.errors[0].1;
         assert!(chosen.percent > 0 && chosen.error < euclidean_loocv, "{chosen:?}");
-        assert_eq!(chosen.radius, chosen.percent as usize * 60 / 100);
+        assert_eq!(chosen.radius, (chosen.percent as usize * 60).div_ceil(100));
         // No smaller window reaches the chosen error.
         assert!(
             chosen

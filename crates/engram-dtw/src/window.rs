@@ -35,7 +35,11 @@ pub enum Window {
 
 impl Window {
     /// A Sakoe-Chiba band of `percent` % of `len`, as the UCR archive states windows: radius
-    /// `floor(percent * len / 100)`.
+    /// `ceil(percent * len / 100)`.
+    ///
+    /// Rounding up is what reproduces the archive's table: on CBF (length 128) its learned
+    /// window of 11 % gives the published 0.0044 test error with radius 15, and 0.0056 with the
+    /// floor, 14 (as dtaidistance and tslearn runs with radius 14 also found).
     ///
     /// # Errors
     /// [`Error::InvalidPercent`] when `percent > 100`.
@@ -43,8 +47,13 @@ impl Window {
         if percent > 100 {
             return Err(Error::InvalidPercent { percent });
         }
-        Ok(Window::SakoeChiba { radius: percent as usize * len / 100 })
+        Ok(Window::SakoeChiba { radius: percent_radius(percent, len) })
     }
+}
+
+/// The Sakoe-Chiba radius of a window of `percent` % of `len` (see [`Window::percent`]).
+pub(crate) fn percent_radius(percent: u32, len: usize) -> usize {
+    (percent as usize * len).div_ceil(100)
 }
 
 /// A window resolved for lengths `n` (rows) and `m` (columns): the allowed columns of each row
@@ -207,7 +216,8 @@ mod tests {
         let err = Band::new(&Window::Itakura { max_slope: 0.5 }, 3, 3).unwrap_err();
         assert_eq!(err, Error::InvalidSlope { max_slope: 0.5 });
         assert_eq!(Window::percent(101, 10), Err(Error::InvalidPercent { percent: 101 }));
-        assert_eq!(Window::percent(11, 128), Ok(Window::SakoeChiba { radius: 14 }));
+        assert_eq!(Window::percent(11, 128), Ok(Window::SakoeChiba { radius: 15 }));
+        assert_eq!(Window::percent(10, 100), Ok(Window::SakoeChiba { radius: 10 }));
     }
 
     #[test]
