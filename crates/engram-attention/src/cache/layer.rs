@@ -1,0 +1,126 @@
+//! Causal self-attention over a KV cache: the streaming attention memory.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::tensor::{Bool, Tensor};
+use engram_tensor::{Encoded, SequenceMemory, StreamingMemory};
+
+use super::KvCache;
+use crate::mha::{MultiHeadAttention, MultiHeadAttentionConfig};
+use crate::sdpa::{AttentionMask, Positions, attention};
+
+/// Configuration of a [`CausalSelfAttention`].
+#[derive(Config, Debug)]
+pub struct CausalSelfAttentionConfig {
+    /// The attention layer (heads, key/value heads, rotary positions, dropout).
+    pub attention: MultiHeadAttentionConfig,
+    /// Sliding window: each token sees itself and at most `window - 1` tokens before it, and the
+    /// cache evicts what no token can see any more. Default: `None` (all past tokens).
+    #[config(default = "None")]
+    pub window: Option<usize>,
+}
+
+/// Causal multi-head self-attention that streams over a [`KvCache`]: a decoder layer's
+/// attention as an engram memory.
+///
+/// Each chunk projects its tokens once, appends their keys and values to the cache and attends
+/// from its queries to all cached slots; earlier scores are never recomputed. Rotary positions
+/// count each sequence's own real tokens, so a padded batch gives each row what it would get
+/// alone.
+#[derive(Module, Debug)]
+pub struct CausalSelfAttention {
+    /// The attention layer.
+    pub attention: MultiHeadAttention,
+    /// Sliding window, if any.
+    pub window: Option<usize>,
+}
+
+impl CausalSelfAttentionConfig {
+    /// Creates the layer on `device`.
+    ///
+    /// # Panics
+    /// As [`MultiHeadAttentionConfig::init`], and if `window` is `Some(0)`.
+    pub fn init(&self, device: &burn::tensor::Device) -> CausalSelfAttention {
+        assert!(self.window != Some(0), "CausalSelfAttention: window must be at least 1, got 0");
+        CausalSelfAttention { attention: self.attention.init(device), window: self.window }
+    }
+}
+
+impl CausalSelfAttention {
+    /// An empty cache for `batch` sequences with this layer's window.
+    pub fn empty_cache(&self, batch: usize, device: &burn::tensor::Device) -> KvCache {
+        KvCache::new(batch, self.window, device)
+    }
+
+    /// Attends from a chunk to itself and the cache, and returns the grown cache.
+    ///
+    /// # Shapes
+    /// - `input`: `[batch, s, d_model]`; `padding`: `[batch, s]`, `true` at padding (rows are
+    ///   right-padded); output: `[batch, s, d_model]`, zero at padding.
+    ///
+    /// # Panics
+    /// If the input width is not `d_model`, or the padding or cache do not fit the batch.
+    pub fn forward(
+        &self,
+        input: Tensor<3>,
+        padding: Option<Tensor<2, Bool>>,
+        cache: KvCache,
+    ) -> Encoded<KvCache> {
+        let mha = &self.attention;
+        let [batch, s, d_model] = mha.check_input("input", &input);
+        if let Some(padding) = &padding {
+            assert_eq!(
+                padding.dims(),
+                [batch, s],
+                "CausalSelfAttention: padding shape {:?} is not [batch {batch}, s {s}]",
+                padding.dims()
+            );
+        }
+        let positions = cache.next_positions(s);
+        let (q, k, v) = mha.project_self(input);
+        let q = mha.rotate(q, &positions);
+        let k = mha.rotate(k, &positions);
+        let (cache, slots) = cache.append_slots(k, v, padding.clone(), positions.clone());
+        let mut mask = AttentionMask::none()
+            .with_causal(true)
+            .with_key_padding(slots.padding)
+            .with_positions(Positions::PerRow { query: positions, key: slots.positions });
+        if let Some(window) = self.window {
+            mask = mask.with_window(window);
+        }
+        let out =
+            attention(q, slots.keys.clone(), slots.values.clone(), &mask, None, mha.options(false));
+        let output = mha.merge_heads(out.output, batch, s);
+        let output = match padding {
+            Some(padding) => {
+                output.mask_fill(padding.unsqueeze_dim::<3>(2).expand([batch, s, d_model]), 0.0)
+            }
+            None => output,
+        };
+        Encoded { output, state: cache.evict() }
+    }
+}
+
+impl SequenceMemory for CausalSelfAttention {
+    type State = KvCache;
+
+    fn d_output(&self) -> usize {
+        self.attention.d_model
+    }
+
+    fn encode(&self, input: Tensor<3>, padding: Option<Tensor<2, Bool>>) -> Encoded<KvCache> {
+        self.encode_from(input, padding, None)
+    }
+}
+
+impl StreamingMemory for CausalSelfAttention {
+    fn encode_from(
+        &self,
+        input: Tensor<3>,
+        padding: Option<Tensor<2, Bool>>,
+        state: Option<KvCache>,
+    ) -> Encoded<KvCache> {
+        let cache = state.unwrap_or_else(|| self.empty_cache(input.dims()[0], &input.device()));
+        self.forward(input, padding, cache)
+    }
+}

@@ -1,0 +1,42 @@
+//! Deterministic test inputs shared by the crate's unit tests.
+
+use burn::tensor::{Tensor, TensorData};
+use engram_tensor::testing::test_device;
+
+/// Deterministic values in [-1, 1) from a seed (a 64-bit LCG), so tests need no RNG crate.
+pub(crate) fn values(seed: u64, n: usize) -> Vec<f64> {
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// A tensor of [`values`] on the test device, with its values.
+pub(crate) fn tensor<const D: usize>(seed: u64, shape: [usize; D]) -> (Tensor<D>, Vec<f64>) {
+    let v = values(seed, shape.iter().product());
+    (Tensor::from_data(TensorData::new(v.clone(), shape), &test_device()), v)
+}
+
+/// [`tensor`] of rank 4.
+pub(crate) fn tensor4(seed: u64, shape: [usize; 4]) -> (Tensor<4>, Vec<f64>) {
+    tensor(seed, shape)
+}
+
+/// `ours` with the weights of burn-nn's `MultiHeadAttention` (query, key and value projections
+/// concatenated into the fused one).
+pub(crate) fn copy_mha(
+    burn: &burn::nn::attention::MultiHeadAttention,
+    mut ours: crate::MultiHeadAttention,
+) -> crate::MultiHeadAttention {
+    use burn::module::Param;
+    let layers = [&burn.query, &burn.key, &burn.value];
+    ours.qkv.weight = Param::from_tensor(Tensor::cat(layers.map(|l| l.weight.val()).to_vec(), 1));
+    let biases: Option<Vec<Tensor<1>>> =
+        layers.iter().map(|l| l.bias.as_ref().map(|b| b.val())).collect();
+    ours.qkv.bias = biases.map(|b| Param::from_tensor(Tensor::cat(b, 0)));
+    ours.output = burn.output.clone();
+    ours
+}
