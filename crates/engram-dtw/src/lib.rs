@@ -20,8 +20,13 @@
 //! root for the squared Euclidean cost. Data problems (empty series, NaN, mismatched
 //! dimensions, unreachable windows) are [`Error`]s that carry the offending values.
 //!
-//! No cargo features: the core does not depend on burn. (soft-DTW on burn tensors will come
-//! with an optional engram-tensor dependency and the usual `flex`/`ndarray`/`wgpu` features.)
+//! - Soft-DTW: [`soft_dtw_cost_matrix`] (value and gradient of a cost matrix, plain f64) and,
+//!   with the `burn` feature, [`soft_dtw`] / [`soft_dtw_divergence`] as losses on burn tensors
+//!   for batches of sequences of different lengths.
+//!
+//! Cargo features: `flex` (default), `ndarray`, `wgpu` pick the burn backend through
+//! engram-tensor and turn on `burn`; with `default-features = false` the crate is the classical
+//! core alone, without burn.
 //! See `docs/architecture.md`.
 //!
 //! # Example
@@ -58,6 +63,7 @@ mod path;
 mod reference;
 mod search;
 mod series;
+mod soft;
 mod window;
 
 pub use bounds::{Envelope, envelope, lb_keogh, lb_kim};
@@ -72,4 +78,7 @@ pub use normalize::{znormalize, znormalized};
 pub use path::{Alignment, DtwMatrices, dtw_matrices, dtw_path, dtw_path_low_memory};
 pub use search::{Match, SearchOptions, SearchResult, SearchStats, subsequence_search};
 pub use series::Series;
+pub use soft::{SoftDtw, soft_dtw_cost_matrix};
+#[cfg(feature = "burn")]
+pub use soft::{soft_dtw, soft_dtw_divergence};
 pub use window::{Window, window_cells};
