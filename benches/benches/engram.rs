@@ -128,6 +128,6 @@ criterion_group! {
 criterion_group! {
     name = dtw_benches;
     config = engram_benches::criterion();
-    targets = dtw::dtw_pair, dtw::dtw_matrix
+    targets = dtw::dtw_pair, dtw::dtw_matrix, dtw::dtw_softdtw
 }
 criterion_main!(tensor, dtw_benches);

@@ -8,8 +8,11 @@
 
 use std::hint::black_box;
 
+use burn::tensor::{Distribution, Tensor};
 use criterion::{BenchmarkId, Criterion, Throughput};
-use engram_dtw::{DtwOptions, Series, Window, distance_matrix, dtw_distance, window_cells};
+use engram_dtw::{
+    DtwOptions, Series, Window, distance_matrix, dtw_distance, soft_dtw, window_cells,
+};
 
 /// A seeded random walk with uniform steps in [-1, 1) (SplitMix64).
 fn random_walk(len: usize, seed: u64) -> Vec<f64> {
@@ -70,5 +73,35 @@ pub fn dtw_matrix(c: &mut Criterion) {
                 .iter(|| distance_matrix(black_box(&series), &DtwOptions::default(), Some(threads)))
         });
     }
+    group.finish();
+}
+
+/// `dtw/softdtw`: soft-DTW value and gradient with respect to `x` for a batch of 32 pairs of
+/// 256 points in 8 dimensions, γ = 0.1: the anchors' case (tslearn, pysdtw). Throughput counts
+/// the DP cells of the forward recursion, `32 · 256 · 256`.
+pub fn dtw_softdtw(c: &mut Criterion) {
+    let mut group = c.benchmark_group("dtw/softdtw");
+    let backend = match engram_tensor::select_backend(None) {
+        Ok(backend) => backend,
+        Err(err) => panic!("dtw bench: no usable backend: {err}"),
+    };
+    let device = match backend.device() {
+        Ok(device) => device.autodiff(),
+        Err(err) => panic!("dtw bench: cannot create the {backend} device: {err}"),
+    };
+    let (batch, len, dim) = (32, 256, 8);
+    let x = Tensor::<3>::random([batch, len, dim], Distribution::Normal(0.0, 1.0), &device);
+    let y = Tensor::<3>::random([batch, len, dim], Distribution::Normal(0.0, 1.0), &device);
+    group.throughput(Throughput::Elements((batch * len * len) as u64));
+    let id = BenchmarkId::new(format!("engram/{backend}"), format!("b{batch}_n{len}_d{dim}"));
+    group.bench_function(id, |bench| {
+        bench.iter_custom(|iters| {
+            crate::time_synced(&device, iters, || {
+                let x = x.clone().require_grad();
+                let loss = soft_dtw(x.clone(), y.clone(), None, None, 0.1).sum();
+                x.grad(&loss.backward())
+            })
+        })
+    });
     group.finish();
 }
