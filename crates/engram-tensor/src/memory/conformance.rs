@@ -54,7 +54,8 @@ impl fmt::Display for ConformanceReport {
 /// Use lengths that differ, include one shorter than `seq`, and include 1.
 ///
 /// # Panics
-/// If `lengths.len()` is not the batch size or a length exceeds `seq`.
+/// If `lengths.len()` is not the batch size, a length exceeds `seq`, or the output's width is
+/// not [`d_output`](super::SequenceMemory::d_output).
 pub fn check_streaming<M: StreamingMemory>(
     memory: &M,
     input: Tensor<3>,
@@ -74,6 +75,13 @@ pub fn check_streaming<M: StreamingMemory>(
     let reference = memory.encode_from(input.clone(), Some(padding.clone()), initial.clone());
     let expected = to_f64(reference.output.clone());
     let out_shape = reference.output.dims().to_vec();
+    assert_eq!(
+        out_shape[2],
+        memory.d_output(),
+        "check_streaming: the output has width {} but d_output() says {}",
+        out_shape[2],
+        memory.d_output()
+    );
     let mut checks = Vec::new();
     let mut states = Vec::new();
 
