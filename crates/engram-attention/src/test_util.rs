@@ -1,20 +1,9 @@
 //! Deterministic test inputs shared by the crate's unit tests.
 
 use burn::tensor::{Tensor, TensorData};
-use engram_tensor::testing::test_device;
+use engram_tensor::testing::{seeded_values as values, test_device};
 
-/// Deterministic values in [-1, 1) from a seed (a 64-bit LCG), so tests need no RNG crate.
-pub(crate) fn values(seed: u64, n: usize) -> Vec<f64> {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-        })
-        .collect()
-}
-
-/// A tensor of [`values`] on the test device, with its values.
+/// A tensor of `seeded_values` on the test device, with its values.
 pub(crate) fn tensor<const D: usize>(seed: u64, shape: [usize; D]) -> (Tensor<D>, Vec<f64>) {
     let v = values(seed, shape.iter().product());
     (Tensor::from_data(TensorData::new(v.clone(), shape), &test_device()), v)

@@ -2,7 +2,9 @@
 
 use burn::module::Param;
 use burn::tensor::{DType, Device, Tensor, TensorData};
-use engram_tensor::testing::{Tolerance, assert_close, check_gradient, test_device, to_f64};
+use engram_tensor::testing::{
+    Tolerance, assert_close, check_gradient, seeded_values as values, test_device, to_f64,
+};
 use engram_tensor::{MemoryState, SequenceMemory, check_streaming, padding_mask, seed_everything};
 
 use super::reference::{CellParams, run_stack};
@@ -11,17 +13,6 @@ use super::*;
 const KINDS: [RecurrentKind; 4] =
     [RecurrentKind::RnnTanh, RecurrentKind::RnnRelu, RecurrentKind::Lstm, RecurrentKind::Gru];
 const TOL: Tolerance = Tolerance { abs: 1e-5, rel: 1e-4 };
-
-/// Deterministic values in [-1, 1) from a seed (a 64-bit LCG), so tests need no RNG crate.
-fn values(seed: u64, n: usize) -> Vec<f64> {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-        })
-        .collect()
-}
 
 fn input(seed: u64, shape: [usize; 3]) -> Tensor<3> {
     Tensor::from_data(TensorData::new(values(seed, shape.iter().product()), shape), &test_device())
