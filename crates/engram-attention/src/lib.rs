@@ -49,6 +49,7 @@
 #![warn(missing_docs)]
 
 mod cache;
+mod flash;
 mod mha;
 mod position;
 mod sdpa;
@@ -57,6 +58,7 @@ mod test_util;
 mod transformer;
 
 pub use cache::{CausalSelfAttention, CausalSelfAttentionConfig, KvCache, KvSlots};
+pub use flash::{FlashBlocks, memory_efficient_attention, memory_efficient_supported};
 pub use mha::{MhaInput, MhaOutput, MultiHeadAttention, MultiHeadAttentionConfig};
 pub use position::{
     LearnedPositionalEncoding, LearnedPositionalEncodingConfig, RotaryEncoding,

@@ -114,6 +114,11 @@ impl AttentionMask {
         self.window
     }
 
+    /// Key padding, causal order, window and positions, for paths that apply them blockwise.
+    pub(crate) fn parts(&self) -> (Option<&Tensor<2, Bool>>, bool, Option<usize>, &Positions) {
+        (self.key_padding.as_ref(), self.causal, self.window, &self.positions)
+    }
+
     /// True when the mask leaves nothing out.
     pub fn is_empty(&self) -> bool {
         self.key_padding.is_none() && !self.causal && self.window.is_none()

@@ -10,17 +10,24 @@ use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Distribution, Tensor, activation};
 use engram_tensor::masked_softmax;
 
+use crate::flash::{FlashBlocks, memory_efficient_attention, memory_efficient_supported};
+
 /// Which implementation [`attention`] runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum AttentionPath {
-    /// The fused op when it computes the same thing (no active dropout, no weights requested),
-    /// the explicit path otherwise.
+    /// On an autodiff device (training) without bias, active dropout, requested weights or
+    /// per-row positions, and on a backend it supports, the memory-efficient path; otherwise the
+    /// fused op when it computes the same thing (no active dropout, no weights requested), and
+    /// the explicit path elsewhere.
     #[default]
     Auto,
     /// burn's fused `burn::tensor::module::attention`.
     Fused,
     /// Scores, masked softmax and a second matmul, materialising the weights.
     Explicit,
+    /// [`memory_efficient_attention`](crate::memory_efficient_attention): blocked, with a
+    /// backward that recomputes blocks; no bias, dropout, weights or per-row positions.
+    MemoryEfficient,
 }
 
 /// Settings of [`attention`] besides its tensors.
@@ -122,7 +129,7 @@ pub fn attention(
     let explicit_needed = dropout_active || options.need_weights;
     let fused = match options.path {
         AttentionPath::Auto => !explicit_needed,
-        AttentionPath::Explicit => false,
+        AttentionPath::Explicit | AttentionPath::MemoryEfficient => false,
         AttentionPath::Fused => {
             assert!(
                 !explicit_needed,
@@ -135,7 +142,36 @@ pub fn attention(
             true
         }
     };
-    let mask = mask.build(batch, tq, tk, &query.device());
+    let device = query.device();
+    let aligned = matches!(mask.parts().3, Positions::Aligned { .. });
+    let memory_efficient = match options.path {
+        AttentionPath::Auto => {
+            !explicit_needed
+                && bias.is_none()
+                && aligned
+                && device.is_autodiff()
+                && memory_efficient_supported(&device)
+        }
+        AttentionPath::MemoryEfficient => {
+            assert!(
+                !explicit_needed && bias.is_none(),
+                "attention: the memory-efficient path cannot return weights (need_weights {}), \
+                 apply dropout (dropout {}, autodiff {}) or add a bias (bias {})",
+                options.need_weights,
+                options.dropout,
+                device.is_autodiff(),
+                bias.is_some()
+            );
+            true
+        }
+        AttentionPath::Explicit | AttentionPath::Fused => false,
+    };
+    if memory_efficient {
+        let blocks = FlashBlocks::default();
+        let output = memory_efficient_attention(query, key, value, mask, options.scale, blocks);
+        return AttentionOutput { output, weights: None };
+    }
+    let mask = mask.build(batch, tq, tk, &device);
     let scale = options.scale.unwrap_or(1.0 / (d as f64).sqrt());
     let groups = n_heads / n_kv_heads;
     // Query heads that share a key/value head are stacked along the query axis, so one batched
