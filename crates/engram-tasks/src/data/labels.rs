@@ -19,8 +19,27 @@ use super::{DataError, Example};
 /// assert_eq!(labels.name(0), "2");
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Unchecked")]
 pub struct LabelSet {
     labels: Vec<String>,
+}
+
+/// A label set as read from a file, before the duplicate check.
+#[derive(Deserialize)]
+struct Unchecked {
+    labels: Vec<String>,
+}
+
+impl TryFrom<Unchecked> for LabelSet {
+    type Error = String;
+
+    fn try_from(unchecked: Unchecked) -> Result<Self, Self::Error> {
+        let labels = unchecked.labels;
+        match labels.iter().enumerate().find(|(i, label)| labels[..*i].contains(label)) {
+            Some((_, label)) => Err(format!("label {label:?} appears twice in the label set")),
+            None => Ok(Self { labels }),
+        }
+    }
 }
 
 impl LabelSet {
@@ -138,6 +157,8 @@ mod tests {
         let json = serde_json::to_string(&labels).unwrap();
         assert_eq!(json, r#"{"labels":["b","a"]}"#);
         assert_eq!(serde_json::from_str::<LabelSet>(&json).unwrap(), labels);
+        let error = serde_json::from_str::<LabelSet>(r#"{"labels":["a","b","a"]}"#).unwrap_err();
+        assert!(error.to_string().contains("label \"a\" appears twice"), "{error}");
     }
 
     #[test]
