@@ -20,13 +20,16 @@
 //! root for the squared Euclidean cost. Data problems (empty series, NaN, mismatched
 //! dimensions, unreachable windows) are [`Error`]s that carry the offending values.
 //!
+//! - [`plot`]: the accumulated-cost heatmap with the warping path, and the two series with the
+//!   alignment drawn between them, as SVG or PNG (no plotting dependency; PNG encoding behind
+//!   the `png` feature).
 //! - Soft-DTW: [`soft_dtw_cost_matrix`] (value and gradient of a cost matrix, plain f64) and,
 //!   with the `burn` feature, [`soft_dtw`] / [`soft_dtw_divergence`] as losses on burn tensors
 //!   for batches of sequences of different lengths.
 //!
 //! Cargo features: `flex` (default), `ndarray`, `wgpu` pick the burn backend through
-//! engram-tensor and turn on `burn`; with `default-features = false` the crate is the classical
-//! core alone, without burn.
+//! engram-tensor and turn on `burn`; `png` (default) encodes plots as PNG; with
+//! `default-features = false` the crate is the classical core alone, without burn.
 //! See `docs/architecture.md`.
 //!
 //! # Example
@@ -59,6 +62,7 @@ mod knn;
 mod matrix;
 mod normalize;
 mod path;
+pub mod plot;
 #[cfg(test)]
 mod reference;
 mod search;
