@@ -13,6 +13,8 @@ use serde_json::json;
 
 use crate::Failure;
 
+mod plot;
+
 /// Dynamic time warping between series (one series per line; values separated by tabs, commas
 /// or spaces).
 #[derive(Debug, Args)]
@@ -35,6 +37,9 @@ enum DtwCommand {
     /// Best z-normalised matches of a query inside a long series (UCR suite): prints the start
     /// position and the distance (6 decimals) of each match.
     Search(SearchArgs),
+    /// Draws the accumulated-cost heatmap with the warping path, or the two series with the
+    /// alignment between them, as SVG or PNG.
+    Plot(plot::PlotArgs),
 }
 
 #[derive(Debug, Args)]
@@ -44,6 +49,14 @@ struct Inputs {
     /// The first field of each line is a label (UCR archive files).
     #[arg(long)]
     labelled: bool,
+}
+
+#[derive(Debug, Args)]
+struct Pick {
+    /// Compare the series at these two 0-based positions among all series read (rows of a UCR
+    /// file, say), instead of needing exactly two.
+    #[arg(long, value_name = "I,J", value_parser = parse_rows)]
+    rows: Option<[usize; 2]>,
 }
 
 #[derive(Debug, Args)]
@@ -61,6 +74,8 @@ struct Compare {
 struct PairArgs {
     #[command(flatten)]
     inputs: Inputs,
+    #[command(flatten)]
+    pick: Pick,
     #[command(flatten)]
     compare: Compare,
 }
@@ -165,6 +180,23 @@ fn parse_window(text: &str) -> Result<WindowSpec, String> {
     }
 }
 
+fn parse_rows(text: &str) -> Result<[usize; 2], String> {
+    let parsed = text.split_once(',').map(|(i, j)| (i.trim().parse(), j.trim().parse()));
+    match parsed {
+        Some((Ok(i), Ok(j))) => Ok([i, j]),
+        _ => Err(format!("`{text}` is not two row numbers: use `I,J`, say `0,1`")),
+    }
+}
+
+/// The window as a title says it.
+fn describe_window(window: Window) -> String {
+    match window {
+        Window::SakoeChiba { radius } => format!("radius {radius}"),
+        Window::Itakura { max_slope } => format!("itakura {max_slope}"),
+        Window::Full => "full".to_string(),
+    }
+}
+
 impl WindowSpec {
     /// The window for series of at most `len` points.
     fn resolve(self, len: usize) -> anyhow::Result<Window> {
@@ -184,6 +216,7 @@ pub(crate) fn run(args: DtwArgs, json: bool) -> Result<(), Failure> {
         DtwCommand::Matrix(args) => matrix(args, json),
         DtwCommand::Knn(args) => knn(args, json),
         DtwCommand::Search(args) => search(args, json),
+        DtwCommand::Plot(args) => plot::run(args, json),
     };
     result.map_err(Failure::Runtime)
 }
@@ -192,7 +225,7 @@ pub(crate) fn run(args: DtwArgs, json: bool) -> Result<(), Failure> {
 fn read_inputs(inputs: &Inputs) -> anyhow::Result<SeriesSet> {
     let stdin_only = [PathBuf::from("-")];
     let files = if inputs.files.is_empty() { &stdin_only[..] } else { &inputs.files[..] };
-    let mut all = SeriesSet::default();
+    let mut all = SeriesSet { series: Vec::new(), labels: inputs.labelled.then(Vec::new) };
     for file in files {
         let set = if file.as_os_str() == "-" {
             let mut text = String::new();
@@ -202,8 +235,38 @@ fn read_inputs(inputs: &Inputs) -> anyhow::Result<SeriesSet> {
             read_series(file, inputs.labelled)?
         };
         all.series.extend(set.series);
+        if let (Some(all), Some(labels)) = (&mut all.labels, set.labels) {
+            all.extend(labels);
+        }
     }
     Ok(all)
+}
+
+/// The two series to compare, and what to call them: the ones `--rows` picks (named by row,
+/// with their labels), else the only two.
+fn pick_pair<'s>(
+    set: &'s SeriesSet,
+    pick: &Pick,
+) -> anyhow::Result<(&'s [f64], &'s [f64], [String; 2])> {
+    let Some(rows) = pick.rows else {
+        let [a, b] = &set.series[..] else {
+            bail!("need exactly two series, got {} (one per non-blank line)", set.len());
+        };
+        return Ok((a, b, ["x".to_string(), "y".to_string()]));
+    };
+    if let Some(&row) = rows.iter().find(|&&row| row >= set.len()) {
+        bail!(
+            "--rows {},{}: there is no row {row}, the inputs hold {} series",
+            rows[0],
+            rows[1],
+            set.len()
+        );
+    }
+    let name = |row: usize| match &set.labels {
+        Some(labels) => format!("row {row} (class {})", labels[row]),
+        None => format!("row {row}"),
+    };
+    Ok((&set.series[rows[0]], &set.series[rows[1]], [name(rows[0]), name(rows[1])]))
 }
 
 fn longest(series: &[Vec<f64>]) -> usize {
@@ -212,15 +275,12 @@ fn longest(series: &[Vec<f64>]) -> usize {
 
 fn distance(args: PairArgs, json: bool, with_path: bool) -> anyhow::Result<()> {
     let set = read_inputs(&args.inputs)?;
-    let [a, b] = &set.series[..] else {
-        bail!("need exactly two series, got {} (one per non-blank line)", set.len());
-    };
+    let (a, b, _) = pick_pair(&set, &args.pick)?;
     let window = args.compare.window.resolve(a.len().max(b.len()))?;
     let options = DtwOptions::new().with_cost(args.compare.metric.cost()).with_window(window);
-    let cost = dtw_cost(a.as_slice(), b.as_slice(), &options)?;
+    let cost = dtw_cost(a, b, &options)?;
     let distance = options.cost_to_distance(cost);
-    let path =
-        if with_path { Some(dtw_path(a.as_slice(), b.as_slice(), &options)?.path) } else { None };
+    let path = if with_path { Some(dtw_path(a, b, &options)?.path) } else { None };
     if json {
         let mut report =
             json!({ "distance": distance, "cost": cost, "window": format!("{window:?}") });
