@@ -8,7 +8,7 @@
 use burn::tensor::activation;
 use burn::tensor::{Bool, Device, Distribution, Tensor};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use engram_benches::{dtw, time_synced};
+use engram_benches::{attention, dtw, time_synced};
 
 /// Attention-score shapes `[batch, heads, seq, seq]`: a short context and a long one, where the
 /// quadratic cost of the score matrix starts to dominate.
@@ -130,4 +130,10 @@ criterion_group! {
     config = engram_benches::criterion();
     targets = dtw::dtw_pair, dtw::dtw_matrix, dtw::dtw_softdtw
 }
-criterion_main!(tensor, dtw_benches);
+criterion_group! {
+    name = attention_benches;
+    config = engram_benches::criterion();
+    targets = attention::attention_mha_fwd, attention::attention_mha_fwd_bwd,
+        attention::attention_decode, attention::attention_long_train
+}
+criterion_main!(tensor, dtw_benches, attention_benches);

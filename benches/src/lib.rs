@@ -11,6 +11,7 @@
 //! compiled-in ones.
 #![warn(missing_docs)]
 
+pub mod attention;
 pub mod dtw;
 
 use std::hint::black_box;
