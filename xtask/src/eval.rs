@@ -17,8 +17,12 @@ use crate::run::{self, cargo, workspace_root};
 const MATCH_TOLERANCE: f64 = 5e-4;
 
 pub fn eval(args: &[String]) -> Result<()> {
-    let (what, rest) =
-        args.split_first().ok_or_else(|| UsageError("eval needs a task: ucr".into()))?;
+    let (what, rest) = args
+        .split_first()
+        .ok_or_else(|| UsageError("eval needs a task: ucr or classify".into()))?;
+    if what == "classify" {
+        return crate::eval_classify::classify(rest, data_dir(None));
+    }
     let data = match rest {
         [] => data_dir(None),
         [flag, dir] if flag == "--data" => data_dir(Some(dir)),
@@ -26,7 +30,9 @@ pub fn eval(args: &[String]) -> Result<()> {
     };
     match what.as_str() {
         "ucr" => ucr(&data.join("ucr")),
-        other => Err(UsageError(format!("unknown eval task `{other}` (known: ucr)")).into()),
+        other => {
+            Err(UsageError(format!("unknown eval task `{other}` (known: ucr, classify)")).into())
+        }
     }
 }
 
@@ -150,7 +156,7 @@ fn archive_row(table: &str, name: &str) -> Option<Archive> {
 }
 
 /// Where cargo puts builds: `CARGO_TARGET_DIR` if set (as `.ci/run` does), else `target/`.
-fn target_dir() -> PathBuf {
+pub(crate) fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| workspace_root().join("target"), PathBuf::from)
 }

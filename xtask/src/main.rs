@@ -8,6 +8,7 @@ mod bench;
 mod ci;
 mod criterion;
 mod eval;
+mod eval_classify;
 mod gpu;
 mod json;
 mod manifest;
@@ -36,6 +37,10 @@ commands:
   eval ucr [--data DIR]       1-NN error rates (Euclidean, learned-window DTW, full DTW) on
                               the UCR datasets in DIR/ucr (default $ENGRAM_DATA, then
                               ../shared/data) next to the archive's DataSummary.csv
+  eval classify [--data DIR] [--datasets trec,sst2,mr] [--models transformer,bilstm]
+                [--folds N]   trains the recipes in recipes/classify/ (MR by N-fold
+                              cross-validation, default 10) and writes the test
+                              accuracies into docs/results.md
   gpu OUT_DIR                 on a GPU machine: build, test and bench with wgpu, writing logs,
                               tables and summary.txt to OUT_DIR; goes on past failed steps
   tidy                        repository rules: `//!` first lines, files under 600 lines,

@@ -4,6 +4,7 @@
 //! [`engram_tensor::device`], and calls the library crates. Errors print their whole chain to
 //! stderr; the exit code is 2 for usage and configuration errors and 1 for failures at run time.
 
+mod classify;
 mod dtw;
 mod info;
 
@@ -34,6 +35,20 @@ enum Command {
     Info,
     /// Dynamic time warping: distances, paths, matrices, 1-NN classification, search.
     Dtw(dtw::DtwArgs),
+    /// Train a model on a task.
+    #[command(subcommand)]
+    Train(TrainCommand),
+    /// Evaluate a trained classifier: accuracy, per-class precision, recall, F1 and the
+    /// confusion matrix.
+    Eval(classify::EvalArgs),
+    /// Classify texts (one per line, from a file or stdin) with a trained classifier.
+    Predict(classify::PredictArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum TrainCommand {
+    /// Text classification: embedding, a memory (transformer, LSTM, GRU, RNN), pooling, linear.
+    Classify(Box<classify::TrainArgs>),
 }
 
 /// How a command failed, which decides the exit code.
@@ -50,6 +65,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Info => info::run(cli.backend.as_deref(), cli.json),
         Command::Dtw(args) => dtw::run(args, cli.json),
+        Command::Train(TrainCommand::Classify(args)) => {
+            classify::train(*args, cli.backend.as_deref(), cli.json)
+        }
+        Command::Eval(args) => classify::eval(args, cli.backend.as_deref(), cli.json),
+        Command::Predict(args) => classify::predict(args, cli.backend.as_deref(), cli.json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,227 @@
+//! `cargo xtask eval classify`: trains and evaluates the recipes in `recipes/classify/` on TREC,
+//! SST-2 and MR (10-fold cross-validation) through the release `engram train classify`, and
+//! writes the table into `docs/results.md` next to published numbers.
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+use crate::UsageError;
+use crate::json::Json;
+use crate::run::{self, cargo, workspace_root};
+
+/// Published test accuracies of models trained from scratch, for the table.
+const ANCHORS: [(&str, &str); 3] = [
+    ("trec", "Kim CNN-rand 91.2; C-LSTM 94.6"),
+    ("sst2", "Kim CNN-rand 82.7; BiLSTM + GloVe 87.5"),
+    ("mr", "Kim CNN-rand 76.1"),
+];
+const START: &str = "<!-- eval classify: start -->";
+const END: &str = "<!-- eval classify: end -->";
+
+struct Options {
+    data: PathBuf,
+    datasets: Vec<String>,
+    models: Vec<String>,
+    folds: usize,
+}
+
+fn parse(args: &[String], data: PathBuf) -> Result<Options> {
+    let mut options = Options {
+        data,
+        datasets: ["trec", "sst2", "mr"].map(String::from).to_vec(),
+        models: ["transformer", "bilstm"].map(String::from).to_vec(),
+        folds: 10,
+    };
+    let mut args = args.iter();
+    while let Some(flag) = args.next() {
+        let value = args
+            .next()
+            .ok_or_else(|| UsageError(format!("eval classify: {flag} needs a value")))?;
+        let list = || value.split(',').map(String::from).collect::<Vec<_>>();
+        match flag.as_str() {
+            "--data" => options.data = PathBuf::from(value),
+            "--datasets" => options.datasets = list(),
+            "--models" => options.models = list(),
+            "--folds" => {
+                options.folds = value.parse().ok().filter(|&n| n >= 2).ok_or_else(|| {
+                    UsageError(format!("eval classify: --folds must be at least 2, got {value}"))
+                })?
+            }
+            _ => return Err(UsageError(format!("eval classify: unknown flag {flag}")).into()),
+        }
+    }
+    for model in &options.models {
+        if !recipe(model).exists() {
+            let known = "transformer, bilstm (files in recipes/classify/)";
+            return Err(UsageError(format!("eval classify: no recipe `{model}`; known: {known}"))
+                .into());
+        }
+    }
+    Ok(options)
+}
+
+fn recipe(model: &str) -> PathBuf {
+    workspace_root().join("recipes/classify").join(format!("{model}.json"))
+}
+
+/// One row of the results table.
+struct Row {
+    dataset: String,
+    model: String,
+    accuracy: f64,
+    spread: Option<f64>,
+    seconds: f64,
+    command: String,
+}
+
+pub fn classify(args: &[String], data: PathBuf) -> Result<()> {
+    let options = parse(args, data)?;
+    run::run(&mut cargo(["build", "--release", "-p", "engram-cli"]))?;
+    let engram = crate::eval::target_dir().join("release/engram");
+    let out = crate::eval::target_dir().join("eval/classify");
+    let mut rows = Vec::new();
+    for dataset in &options.datasets {
+        for model in &options.models {
+            let started = Instant::now();
+            let folds = if dataset == "mr" { Some(options.folds) } else { None };
+            let mut accuracies = Vec::new();
+            for fold in folds.map_or(vec![None], |n| (1..=n).map(Some).collect()) {
+                let name = fold.map_or(format!("{dataset}-{model}"), |k| format!("{dataset}-{model}-{k}"));
+                let dir = out.join(name);
+                // A finished run is trained again from scratch; an interrupted one resumes.
+                if dir.join("model.bpk").exists() {
+                    fs::remove_dir_all(&dir)
+                        .with_context(|| format!("cannot clear {}", dir.display()))?;
+                }
+                let mut cmd = Command::new(&engram);
+                cmd.args(["--json", "train", "classify", "--dataset", dataset, "--data"])
+                    .arg(&options.data)
+                    .arg("--config")
+                    .arg(recipe(model))
+                    .arg("--out")
+                    .arg(&dir);
+                if let (Some(n), Some(k)) = (folds, fold) {
+                    cmd.args(["--folds", &n.to_string(), "--fold", &k.to_string()]);
+                }
+                accuracies.push(test_accuracy(&mut cmd)?);
+            }
+            let mean = accuracies.iter().sum::<f64>() / accuracies.len() as f64;
+            let spread = (accuracies.len() > 1).then(|| {
+                let var = accuracies.iter().map(|a| (a - mean).powi(2)).sum::<f64>()
+                    / (accuracies.len() - 1) as f64;
+                var.sqrt()
+            });
+            let seconds = started.elapsed().as_secs_f64();
+            println!("{dataset} {model}: test accuracy {:.2}% in {seconds:.0}s", 100.0 * mean);
+            let command = format!(
+                "cargo xtask eval classify --datasets {dataset} --models {model}{}",
+                folds.map_or(String::new(), |n| format!(" --folds {n}"))
+            );
+            rows.push(Row {
+                dataset: dataset.clone(),
+                model: model.clone(),
+                accuracy: mean,
+                spread,
+                seconds,
+                command,
+            });
+        }
+    }
+    let table = table(&rows);
+    println!("\n{table}");
+    write_results(&table)
+}
+
+fn test_accuracy(cmd: &mut Command) -> Result<f64> {
+    let line = run::display(cmd);
+    eprintln!("$ {line}");
+    let output = cmd.stderr(std::process::Stdio::inherit()).output()
+        .with_context(|| format!("cannot start `{line}`"))?;
+    if !output.status.success() {
+        bail!("`{line}` failed with {}", output.status);
+    }
+    let report = Json::parse(&String::from_utf8_lossy(&output.stdout))
+        .with_context(|| format!("`{line}` printed no JSON summary"))?;
+    report
+        .path(&["test", "accuracy"])
+        .and_then(Json::as_f64)
+        .with_context(|| format!("`{line}`: no test.accuracy in the summary"))
+}
+
+fn table(rows: &[Row]) -> String {
+    let mut text = String::from(
+        "| dataset | model | test accuracy (ours) | published (from scratch) | time | command |\n\
+         |---|---|---|---|---|---|\n",
+    );
+    for row in rows {
+        let anchor = ANCHORS.iter().find(|(d, _)| *d == row.dataset).map_or("", |(_, a)| a);
+        let accuracy = match row.spread {
+            Some(sd) => format!("{:.1} ± {:.1}", 100.0 * row.accuracy, 100.0 * sd),
+            None => format!("{:.1}", 100.0 * row.accuracy),
+        };
+        text += &format!(
+            "| {} | {} | {accuracy} | {anchor} | {:.1} min | `{}` |\n",
+            row.dataset,
+            row.model,
+            row.seconds / 60.0,
+            row.command
+        );
+    }
+    text
+}
+
+/// Replaces the rows between the markers in docs/results.md (or appends a section).
+fn write_results(table: &str) -> Result<()> {
+    let path = workspace_root().join("docs/results.md");
+    let text = fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let block = format!("{START}\n{table}{END}");
+    let updated = match (text.find(START), text.find(END)) {
+        (Some(start), Some(end)) if start < end => {
+            format!("{}{block}{}", &text[..start], &text[end + END.len()..])
+        }
+        _ => format!("{}\n## Text classification (engram-tasks)\n\n{block}\n", text.trim_end()),
+    };
+    fs::write(&path, updated).with_context(|| format!("cannot write {}", path.display()))?;
+    println!("updated {}", path.display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_shows_mean_and_spread_with_the_anchor() {
+        let rows = [Row {
+            dataset: "mr".into(),
+            model: "bilstm".into(),
+            accuracy: 0.7712,
+            spread: Some(0.011),
+            seconds: 90.0,
+            command: "cargo xtask eval classify --datasets mr".into(),
+        }];
+        let text = table(&rows);
+        assert!(text.contains("| mr | bilstm | 77.1 ± 1.1 | Kim CNN-rand 76.1 | 1.5 min |"), "{text}");
+    }
+
+    #[test]
+    fn unknown_flags_and_recipes_are_usage_errors() {
+        let err = parse(&["--bogus".into(), "1".into()], PathBuf::new()).err().unwrap();
+        assert!(err.to_string().contains("unknown flag --bogus"));
+        let err = parse(&["--models".into(), "cnn".into()], PathBuf::new()).err().unwrap();
+        assert!(err.to_string().contains("no recipe `cnn`"));
+    }
+
+    #[test]
+    fn the_shipped_recipes_parse_as_json() {
+        for model in ["transformer", "bilstm"] {
+            let text = fs::read_to_string(recipe(model)).unwrap();
+            let json = Json::parse(&text).unwrap();
+            assert!(json.path(&["model", "memory"]).is_some(), "{model}");
+        }
+    }
+}
