@@ -2,11 +2,12 @@
 
 use burn::config::Config;
 use burn::module::Module;
-use burn::tensor::{Bool, Tensor};
+use burn::tensor::{Bool, Int, Tensor, TensorData};
 use engram_tensor::{Encoded, SequenceMemory, StreamingMemory};
 
 use super::KvCache;
 use crate::mha::{MultiHeadAttention, MultiHeadAttentionConfig};
+use crate::position::alibi_slopes;
 use crate::sdpa::{AttentionMask, Positions, attention};
 
 /// Configuration of a [`CausalSelfAttention`].
@@ -18,6 +19,11 @@ pub struct CausalSelfAttentionConfig {
     /// cache evicts what no token can see any more. Default: `None` (all past tokens).
     #[config(default = "None")]
     pub window: Option<usize>,
+    /// ALiBi (Press et al., 2022): add `-slope_h · (p_query - p_key)` to the scores, with each
+    /// sequence's own positions, so that cached decoding and a full forward agree. Default:
+    /// false.
+    #[config(default = false)]
+    pub alibi: bool,
 }
 
 /// Causal multi-head self-attention that streams over a [`KvCache`]: a decoder layer's
@@ -33,6 +39,8 @@ pub struct CausalSelfAttention {
     pub attention: MultiHeadAttention,
     /// Sliding window, if any.
     pub window: Option<usize>,
+    /// Whether ALiBi biases the scores.
+    pub alibi: bool,
 }
 
 impl CausalSelfAttentionConfig {
@@ -42,7 +50,11 @@ impl CausalSelfAttentionConfig {
     /// As [`MultiHeadAttentionConfig::init`], and if `window` is `Some(0)`.
     pub fn init(&self, device: &burn::tensor::Device) -> CausalSelfAttention {
         assert!(self.window != Some(0), "CausalSelfAttention: window must be at least 1, got 0");
-        CausalSelfAttention { attention: self.attention.init(device), window: self.window }
+        CausalSelfAttention {
+            attention: self.attention.init(device),
+            window: self.window,
+            alibi: self.alibi,
+        }
     }
 }
 
@@ -81,6 +93,8 @@ impl CausalSelfAttention {
         let q = mha.rotate(q, &positions);
         let k = mha.rotate(k, &positions);
         let (cache, slots) = cache.append_slots(k, v, padding.clone(), positions.clone());
+        let bias =
+            self.alibi.then(|| alibi_from_positions(mha.n_heads, &positions, &slots.positions));
         let mut mask = AttentionMask::none()
             .with_causal(true)
             .with_key_padding(slots.padding)
@@ -89,7 +103,7 @@ impl CausalSelfAttention {
             mask = mask.with_window(window);
         }
         let out =
-            attention(q, slots.keys.clone(), slots.values.clone(), &mask, None, mha.options(false));
+            attention(q, slots.keys.clone(), slots.values.clone(), &mask, bias, mha.options(false));
         let output = mha.merge_heads(out.output, batch, s);
         let output = match padding {
             Some(padding) => {
@@ -99,6 +113,17 @@ impl CausalSelfAttention {
         };
         Encoded { output, state: cache.evict() }
     }
+}
+
+/// The ALiBi bias `-slope_h · (p_query - p_key)` from per-row positions, `[batch, n_heads, s, t]`
+/// (keys after a query are masked by causal order, so the distance is not taken absolute).
+fn alibi_from_positions(n_heads: usize, query: &Tensor<2, Int>, key: &Tensor<2, Int>) -> Tensor<4> {
+    let ([batch, s], [_, t]) = (query.dims(), key.dims());
+    let device = query.device();
+    let slopes = Tensor::<1>::from_data(TensorData::new(alibi_slopes(n_heads), [n_heads]), &device)
+        .reshape([1, n_heads, 1, 1]);
+    let distance = query.clone().reshape([batch, 1, s, 1]) - key.clone().reshape([batch, 1, 1, t]);
+    distance.float().mul(slopes.neg())
 }
 
 impl SequenceMemory for CausalSelfAttention {

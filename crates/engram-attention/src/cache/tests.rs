@@ -194,3 +194,35 @@ fn eviction_keeps_slots_a_shorter_row_still_needs() {
     let state = layer.encode(input, None).state;
     assert_eq!(state.len_slots(), 1);
 }
+
+fn alibi_layer(window: Option<usize>) -> CausalSelfAttention {
+    let attention = MultiHeadAttentionConfig::new(12, 3).with_dropout(0.0);
+    CausalSelfAttentionConfig::new(attention)
+        .with_window(window)
+        .with_alibi(true)
+        .init(&test_device())
+}
+
+#[test]
+fn alibi_streaming_contract_holds_with_padded_batches() {
+    let (input, _) = tensor::<3>(25, [4, 6, 12]);
+    for window in [None, Some(3)] {
+        let layer = alibi_layer(window);
+        check_streaming(&layer, input.clone(), &[6, 1, 4, 3], None, Tolerance::F32).assert_ok();
+    }
+}
+
+#[test]
+fn alibi_encoding_matches_attention_with_the_papers_bias() {
+    let layer = alibi_layer(None);
+    let (input, _) = tensor::<3>(26, [2, 5, 12]);
+    let bias = crate::alibi_bias(3, 5, 5, 0, &test_device());
+    let expected =
+        layer.attention.forward(MhaInput::self_attention(input.clone()).causal().with_bias(bias));
+    let got = layer.encode(input.clone(), None).output;
+    assert_close(got.clone(), &to_f64(expected.output), Tolerance::F32);
+    // And the bias matters: without it the output differs.
+    let plain = layer.attention.forward(MhaInput::self_attention(input).causal()).output;
+    let gap = to_f64(got).iter().zip(to_f64(plain)).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    assert!(gap > 1e-3, "ALiBi changed nothing (max gap {gap})");
+}
