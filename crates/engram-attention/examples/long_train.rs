@@ -62,7 +62,7 @@ fn child(path: &str, seq: usize) {
     device.sync().expect("the device finishes its work");
     let seconds = start.elapsed().as_secs_f64();
     // Read one value back so that nothing above can have been skipped.
-    let _ = grad.sum().into_scalar();
+    let _: f32 = grad.sum().into_scalar();
     let peak = vm_kib("VmHWM");
     println!("{path}\t{seq}\t{seconds:.2}\t{:.0}\t{:.0}", peak / 1024.0, baseline / 1024.0);
 }

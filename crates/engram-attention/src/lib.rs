@@ -7,11 +7,14 @@
 //!   zeros, never NaN. It runs burn's fused `burn::tensor::module::attention` when that computes
 //!   the same thing (no dropout, no weights requested) and an explicit masked-softmax path
 //!   otherwise.
+//! - [`memory_efficient_attention`]: blocked attention with a hand-written backward that
+//!   recomputes blocks, O(N·block) working memory in training where burn's autodiff keeps the
+//!   N×N weights; [`attention`] runs it on autodiff devices where it applies.
 //! - Positions: [`sinusoidal_encoding`], [`LearnedPositionalEncoding`], [`RotaryEncoding`]
 //!   (per-sequence positions), ALiBi ([`alibi_slopes`], [`alibi_bias`]).
 //! - [`MultiHeadAttention`]: grouped-query heads, one fused QKV projection (self- and
 //!   cross-attention), rotary positions, dropout; [`MhaInput`] → [`MhaOutput`].
-//! - [`KvCache`] and [`CausalSelfAttention`], which implements engram-tensor's
+//! - [`KvCache`] and [`CausalSelfAttention`] (optionally with ALiBi), which implements engram-tensor's
 //!   [`SequenceMemory`](engram_tensor::SequenceMemory) and
 //!   [`StreamingMemory`](engram_tensor::StreamingMemory) over padded batches.
 //! - Transformer blocks: [`TransformerEncoder`] (pre- or post-norm, GELU or SwiGLU
