@@ -57,8 +57,9 @@ fn parse(args: &[String], data: PathBuf) -> Result<Options> {
     for model in &options.models {
         if !recipe(model).exists() {
             let known = "transformer, bilstm (files in recipes/classify/)";
-            return Err(UsageError(format!("eval classify: no recipe `{model}`; known: {known}"))
-                .into());
+            return Err(
+                UsageError(format!("eval classify: no recipe `{model}`; known: {known}")).into()
+            );
         }
     }
     Ok(options)
@@ -90,7 +91,8 @@ pub fn classify(args: &[String], data: PathBuf) -> Result<()> {
             let folds = if dataset == "mr" { Some(options.folds) } else { None };
             let mut accuracies = Vec::new();
             for fold in folds.map_or(vec![None], |n| (1..=n).map(Some).collect()) {
-                let name = fold.map_or(format!("{dataset}-{model}"), |k| format!("{dataset}-{model}-{k}"));
+                let name =
+                    fold.map_or(format!("{dataset}-{model}"), |k| format!("{dataset}-{model}-{k}"));
                 let dir = out.join(name);
                 // A finished run is trained again from scratch; an interrupted one resumes.
                 if dir.join("model.bpk").exists() {
@@ -139,7 +141,9 @@ pub fn classify(args: &[String], data: PathBuf) -> Result<()> {
 fn test_accuracy(cmd: &mut Command) -> Result<f64> {
     let line = run::display(cmd);
     eprintln!("$ {line}");
-    let output = cmd.stderr(std::process::Stdio::inherit()).output()
+    let output = cmd
+        .stderr(std::process::Stdio::inherit())
+        .output()
         .with_context(|| format!("cannot start `{line}`"))?;
     if !output.status.success() {
         bail!("`{line}` failed with {}", output.status);
@@ -177,7 +181,8 @@ fn table(rows: &[Row]) -> String {
 /// Replaces the rows between the markers in docs/results.md (or appends a section).
 fn write_results(table: &str) -> Result<()> {
     let path = workspace_root().join("docs/results.md");
-    let text = fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let block = format!("{START}\n{table}{END}");
     let updated = match (text.find(START), text.find(END)) {
         (Some(start), Some(end)) if start < end => {
@@ -205,7 +210,10 @@ mod tests {
             command: "cargo xtask eval classify --datasets mr".into(),
         }];
         let text = table(&rows);
-        assert!(text.contains("| mr | bilstm | 77.1 ± 1.1 | Kim CNN-rand 76.1 | 1.5 min |"), "{text}");
+        assert!(
+            text.contains("| mr | bilstm | 77.1 ± 1.1 | Kim CNN-rand 76.1 | 1.5 min |"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -159,9 +159,8 @@ pub(crate) struct TrainArgs {
 }
 
 fn parse_pooling(s: &str) -> Result<Pooling, String> {
-    serde_json::from_value(json!(s)).map_err(|_| {
-        format!("unknown pooling `{s}`; expected one of first, mean, max, attention")
-    })
+    serde_json::from_value(json!(s))
+        .map_err(|_| format!("unknown pooling `{s}`; expected one of first, mean, max, attention"))
 }
 
 impl TrainArgs {
@@ -191,9 +190,7 @@ impl TrainArgs {
         set(&mut train.seed, self.seed);
         if let Some(name) = &self.optimizer {
             train.optimizer = match name.as_str() {
-                "sgd" => {
-                    OptimizerConfig::Sgd { momentum: 0.9, nesterov: false, weight_decay: 0.0 }
-                }
+                "sgd" => OptimizerConfig::Sgd { momentum: 0.9, nesterov: false, weight_decay: 0.0 },
                 _ => OptimizerConfig::default(),
             };
         }
@@ -424,7 +421,10 @@ pub(crate) fn predict(args: PredictArgs, backend: Option<&str>, json: bool) -> R
         if json {
             let probabilities: serde_json::Map<String, serde_json::Value> =
                 prediction.probabilities.iter().map(|(l, p)| (l.clone(), json!(p))).collect();
-            println!("{}", json!({"text": text, "label": prediction.label, "probabilities": probabilities}));
+            println!(
+                "{}",
+                json!({"text": text, "label": prediction.label, "probabilities": probabilities})
+            );
         } else {
             let p = prediction.probabilities.iter().find(|(l, _)| *l == prediction.label);
             println!("{}\t{:.3}\t{text}", prediction.label, p.map_or(0.0, |(_, p)| *p));

@@ -73,7 +73,8 @@ fn own_csv_file_trains_and_unknown_test_labels_are_reported() {
     let config = fs::read_to_string(dir.join("m/config.json")).unwrap();
     assert!(config.contains("\"memory\": \"gru\""), "{config}");
 
-    let eval = engram(&dir, &["eval", "--model", "m", "--train", "test.csv", "--format", "csv"], "");
+    let eval =
+        engram(&dir, &["eval", "--model", "m", "--train", "test.csv", "--format", "csv"], "");
     assert_eq!(eval.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&eval.stderr);
     assert!(stderr.contains("label \"meh\""), "{stderr}");

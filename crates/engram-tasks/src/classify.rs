@@ -306,7 +306,10 @@ fn encode(
 }
 
 fn confusion(n_classes: usize, samples: &[Sample], predictions: &[usize]) -> ConfusionMatrix {
-    ConfusionMatrix::from_pairs(n_classes, samples.iter().map(|s| s.label).zip(predictions.iter().copied()))
+    ConfusionMatrix::from_pairs(
+        n_classes,
+        samples.iter().map(|s| s.label).zip(predictions.iter().copied()),
+    )
 }
 
 fn read_labels(dir: &Path) -> Result<LabelSet, TaskError> {

@@ -10,11 +10,28 @@ use crate::model::{ClassifierConfig, MemoryKind, Pooling, Positions};
 use crate::train::{Schedule, TrainConfig};
 
 const SUBJECTS: [&str; 10] = [
-    "film", "movie", "story", "plot", "acting", "soundtrack", "ending", "cast", "script", "pacing",
+    "film",
+    "movie",
+    "story",
+    "plot",
+    "acting",
+    "soundtrack",
+    "ending",
+    "cast",
+    "script",
+    "pacing",
 ];
 const POSITIVE: [&str; 10] = [
-    "wonderful", "brilliant", "moving", "delightful", "superb", "charming", "gripping",
-    "beautiful", "funny", "clever",
+    "wonderful",
+    "brilliant",
+    "moving",
+    "delightful",
+    "superb",
+    "charming",
+    "gripping",
+    "beautiful",
+    "funny",
+    "clever",
 ];
 const NEGATIVE: [&str; 10] =
     ["dull", "boring", "awful", "clumsy", "tedious", "terrible", "bland", "messy", "weak", "flat"];
@@ -47,10 +64,10 @@ pub fn corpus() -> ClassifyData {
         let (s, a, i, t) = (pick(11, 10), pick(21, 10), pick(31, 5), pick(41, 5));
         let positive = pick(51, 2) == 0;
         let adjective = if positive { POSITIVE[a] } else { NEGATIVE[a] };
-        let text = TEMPLATES[t].replace("{s}", SUBJECTS[s]).replace("{i}", INTENSIFIERS[i]).replace(
-            "{a}",
-            adjective,
-        );
+        let text = TEMPLATES[t]
+            .replace("{s}", SUBJECTS[s])
+            .replace("{i}", INTENSIFIERS[i])
+            .replace("{a}", adjective);
         let example =
             crate::data::Example::new(text, if positive { "positive" } else { "negative" });
         // Held-out combinations: the test set's adjective–subject–template triples never occur

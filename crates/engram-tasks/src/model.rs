@@ -169,7 +169,7 @@ impl ClassifierConfig {
         }
         match self.memory {
             MemoryKind::Transformer => {
-                if self.n_heads == 0 || self.d_model % self.n_heads != 0 {
+                if self.n_heads == 0 || !self.d_model.is_multiple_of(self.n_heads) {
                     return Err(format!(
                         "`d_model` ({}) must be a positive multiple of `n_heads` ({})",
                         self.d_model, self.n_heads

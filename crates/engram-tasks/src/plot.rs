@@ -50,9 +50,8 @@ pub fn curves_svg(title: &str, history: &[EpochLog]) -> String {
 
 fn panel(svg: &mut String, x0: f64, y0: f64, name: &str, x: &[f64], a: &[f64], b: &[f64]) {
     let finite = a.iter().chain(b).copied().filter(|v| v.is_finite());
-    let (lo, hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-        (lo.min(v), hi.max(v))
-    });
+    let (lo, hi) =
+        finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
     let (lo, hi) = if lo.is_finite() { pad_range(lo, hi) } else { (0.0, 1.0) };
     let x_max = x.last().copied().unwrap_or(1.0).max(1.0);
     let px = |e: f64| x0 + if x_max > 1.0 { (e - 1.0) / (x_max - 1.0) * PANEL_W } else { 0.0 };
@@ -76,7 +75,7 @@ fn panel(svg: &mut String, x0: f64, y0: f64, name: &str, x: &[f64], a: &[f64], b
             py(v) + 3.0
         );
     }
-    let ticks = x.len().min(6).max(1);
+    let ticks = x.len().clamp(1, 6);
     for k in 0..ticks {
         let e = 1.0 + (x_max - 1.0) * k as f64 / (ticks.max(2) - 1) as f64;
         let _ = writeln!(

@@ -125,10 +125,12 @@ mod tests {
         let batcher = Batcher { batch_size: 4, max_len: 4, cls_id: 2, pad_id: 0 };
         let data = samples(&[1, 5, 0]);
         let batch = batcher.batch(&data, &[0, 1, 2], &device);
-        let tokens: Vec<i64> = batch.tokens.into_data().convert::<i64>().try_to_vec::<i64>().unwrap();
+        let tokens: Vec<i64> =
+            batch.tokens.into_data().convert::<i64>().try_to_vec::<i64>().unwrap();
         assert_eq!(tokens, [2, 10, 0, 0, 2, 10, 11, 12, 2, 0, 0, 0]);
         let padding = to_bools(batch.padding);
-        let expected = [false, false, true, true, false, false, false, false, false, true, true, true];
+        let expected =
+            [false, false, true, true, false, false, false, false, false, true, true, true];
         assert_eq!(padding, expected);
         assert_eq!(batch.label_ids, [0, 1, 0]);
     }

@@ -106,7 +106,8 @@ impl Checkpoints {
 
     fn write_module(&self, name: &str, model: &Classifier) -> Result<(), CheckpointError> {
         let path = self.dir.join(name);
-        let bytes = model.clone().into_record().into_bytes().map_err(|e| Self::invalid(&path, e))?;
+        let bytes =
+            model.clone().into_record().into_bytes().map_err(|e| Self::invalid(&path, e))?;
         write_atomically(&path, &bytes)
     }
 

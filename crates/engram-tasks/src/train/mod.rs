@@ -84,7 +84,10 @@ impl TrainConfig {
             return Err(format!("`lr` must be positive, got {}", self.lr));
         }
         if !(0.0..1.0).contains(&self.label_smoothing) {
-            return Err(format!("`label_smoothing` must be in [0, 1), got {}", self.label_smoothing));
+            return Err(format!(
+                "`label_smoothing` must be in [0, 1), got {}",
+                self.label_smoothing
+            ));
         }
         if !(0.0..1.0).contains(&self.token_dropout) {
             return Err(format!("`token_dropout` must be in [0, 1), got {}", self.token_dropout));
@@ -236,7 +239,14 @@ pub fn train(
         if let (Some(checkpoints), Some((best_epoch, best_accuracy, best_model))) =
             (checkpoints, &best)
         {
-            checkpoints.save(&model, &optimizer, &history, *best_epoch, *best_accuracy, best_model)?;
+            checkpoints.save(
+                &model,
+                &optimizer,
+                &history,
+                *best_epoch,
+                *best_accuracy,
+                best_model,
+            )?;
         }
     }
     let (best_epoch, _, best_model) = best.expect("at least one epoch ran or was resumed");
@@ -255,7 +265,11 @@ fn augment(
         .map(|&i| {
             let mut sample = train[i].clone();
             if config.token_dropout > 0.0 {
-                sample.ids = crate::data::augment::token_dropout(&sample.ids, config.token_dropout as f32, rng);
+                sample.ids = crate::data::augment::token_dropout(
+                    &sample.ids,
+                    config.token_dropout as f32,
+                    rng,
+                );
             }
             if config.swaps > 0 {
                 sample.ids = crate::data::augment::random_swaps(&sample.ids, config.swaps, rng);
@@ -266,8 +280,13 @@ fn augment(
 }
 
 fn count_correct(logits: &burn::tensor::Tensor<2>, labels: &[usize]) -> usize {
-    let predicted: Vec<i64> =
-        logits.clone().argmax(1).into_data().convert::<i64>().try_to_vec::<i64>().expect("int data");
+    let predicted: Vec<i64> = logits
+        .clone()
+        .argmax(1)
+        .into_data()
+        .convert::<i64>()
+        .try_to_vec::<i64>()
+        .expect("int data");
     predicted.iter().zip(labels).filter(|(p, l)| **p as usize == **l).count()
 }
 
@@ -301,7 +320,8 @@ pub fn evaluate(model: &Classifier, samples: &[Sample], batcher: Batcher) -> Eva
         let [rows, classes] = logits.dims();
         let loss = loss_fn.forward(logits.clone(), batch.labels).into_scalar::<f32>() as f64;
         loss_sum += loss * rows as f64;
-        let probs: Vec<f32> = engram_tensor::softmax(logits, 1).into_data().try_to_vec::<f32>().expect("f32");
+        let probs: Vec<f32> =
+            engram_tensor::softmax(logits, 1).into_data().try_to_vec::<f32>().expect("f32");
         for row in probs.chunks(classes) {
             let best = row
                 .iter()

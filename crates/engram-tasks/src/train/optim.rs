@@ -60,7 +60,9 @@ impl OptimizerConfig {
                         .with_dampening(0.0)
                         .with_nesterov(nesterov)
                 }))
-                .with_weight_decay((weight_decay > 0.0).then(|| WeightDecayConfig::new(weight_decay)))
+                .with_weight_decay(
+                    (weight_decay > 0.0).then(|| WeightDecayConfig::new(weight_decay)),
+                )
                 .init(),
         }
     }

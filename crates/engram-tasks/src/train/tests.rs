@@ -72,8 +72,16 @@ fn fit(model: &ClassifierConfig, epochs: usize, checkpoints: Option<&Checkpoints
     device.seed(1);
     let (train_set, valid_set) = (synthetic(128, 1), synthetic(64, 2));
     let classifier = model.init(&device);
-    super::train(classifier, &train_set, &valid_set, &train_config(epochs), batcher(), checkpoints, &mut |_| {})
-        .expect("no checkpoint I/O")
+    super::train(
+        classifier,
+        &train_set,
+        &valid_set,
+        &train_config(epochs),
+        batcher(),
+        checkpoints,
+        &mut |_| {},
+    )
+    .expect("no checkpoint I/O")
 }
 
 #[test]
