@@ -183,7 +183,21 @@ pub fn train_classifier(
     let mut config = config.clone();
     config.model.vocab_size = tokenizer.vocab_size();
     config.model.n_classes = labels.len();
-    if !resuming {
+    if resuming {
+        // Continuing with other settings would mix two runs in one directory.
+        let saved_path = out.join("config.json");
+        let saved = ClassifyConfig::load(&saved_path)?;
+        if saved != config {
+            return Err(TaskError::Config {
+                path: saved_path.display().to_string(),
+                message: format!(
+                    "{} holds a checkpoint of a run with another configuration; resume it with \
+                     the same settings, or train into another directory",
+                    out.display()
+                ),
+            });
+        }
+    } else {
         tokenizer.save(&out.join("tokenizer.json"))?;
         write_json(&out.join("labels.json"), &labels)?;
         write_json(&out.join("config.json"), &config)?;
