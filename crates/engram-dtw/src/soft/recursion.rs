@@ -1,6 +1,9 @@
 //! Soft-DTW on a cost matrix (Cuturi & Blondel, 2017): the forward recursion for the value and
 //! the backward recursion for its gradient with respect to every cost, in f64 and without
-//! tensors.
+//! tensors, on the anti-diagonal kernel (`kernel.rs`). The tests keep the paper's row-by-row
+//! algorithm as the reference.
+
+use super::kernel::{DiagonalCost, DiagonalSink, Scratch, soft_dtw_diagonals};
 
 /// Soft-DTW value and gradient of one `n × m` cost matrix.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,58 +39,46 @@ pub fn soft_dtw_cost_matrix(cost: &[f64], n: usize, m: usize, gamma: f64) -> Sof
         cost.len()
     );
     assert!(gamma > 0.0, "soft_dtw_cost_matrix: gamma must be positive, got {gamma}");
-    // R and E are (n + 2) × (m + 2) with a border, 1-based inside as in the paper.
-    let w = m + 2;
-    let at = |i: usize, j: usize| i * w + j;
-    let d = |i: usize, j: usize| if i <= n && j <= m { cost[(i - 1) * m + (j - 1)] } else { 0.0 };
-    let mut r = vec![f64::INFINITY; (n + 2) * w];
-    r[at(0, 0)] = 0.0;
-    for i in 1..=n {
-        for j in 1..=m {
-            let smin = soft_min3(r[at(i - 1, j - 1)], r[at(i - 1, j)], r[at(i, j - 1)], gamma);
-            r[at(i, j)] = d(i, j) + smin;
-        }
-    }
-    let value = r[at(n, m)];
-
-    // Backward: E[i, j] = ∂R[n, m] / ∂R[i, j]; the border rows/columns are -inf so that they
-    // contribute exp(-inf) = 0, and the corner (n + 1, m + 1) seeds the recursion.
-    for i in 1..=n {
-        r[at(i, m + 1)] = f64::NEG_INFINITY;
-    }
-    for j in 1..=m {
-        r[at(n + 1, j)] = f64::NEG_INFINITY;
-    }
-    r[at(n + 1, m + 1)] = value;
-    let mut e = vec![0.0; (n + 2) * w];
-    e[at(n + 1, m + 1)] = 1.0;
-    for i in (1..=n).rev() {
-        for j in (1..=m).rev() {
-            let here = r[at(i, j)];
-            let weight = |ri: f64, di: f64| ((ri - here - di) / gamma).exp();
-            let a = weight(r[at(i + 1, j)], d(i + 1, j));
-            let b = weight(r[at(i, j + 1)], d(i, j + 1));
-            let c = weight(r[at(i + 1, j + 1)], d(i + 1, j + 1));
-            e[at(i, j)] = e[at(i + 1, j)] * a + e[at(i, j + 1)] * b + e[at(i + 1, j + 1)] * c;
-        }
-    }
-    let grad =
-        (1..=n).flat_map(|i| (1..=m).map(move |j| (i, j))).map(|(i, j)| e[at(i, j)]).collect();
-    SoftDtw { value, grad }
+    let source = Matrix { cost, m };
+    let mut sink = Dense { grad: vec![0.0; n * m], m };
+    let value = soft_dtw_diagonals(n, m, gamma, &source, &mut sink, &mut Scratch::default());
+    SoftDtw { value, grad: sink.grad }
 }
 
-/// `-γ log(e^{-a/γ} + e^{-b/γ} + e^{-c/γ})`, shifted by the minimum; `inf` when all are `inf`.
-fn soft_min3(a: f64, b: f64, c: f64, gamma: f64) -> f64 {
-    let min = a.min(b).min(c);
-    if min == f64::INFINITY {
-        return min;
+/// Costs read from a row-major matrix: a diagonal is a strided gather.
+struct Matrix<'a> {
+    cost: &'a [f64],
+    m: usize,
+}
+
+impl DiagonalCost<f64> for Matrix<'_> {
+    #[inline(always)]
+    fn fill(&self, k: usize, lo: usize, out: &mut [f64]) {
+        for (t, out) in out.iter_mut().enumerate() {
+            let i = lo + t;
+            *out = self.cost[i * self.m + k - i];
+        }
     }
-    let sum = (-(a - min) / gamma).exp() + (-(b - min) / gamma).exp() + (-(c - min) / gamma).exp();
-    min - gamma * sum.ln()
+}
+
+/// `E` scattered into a row-major matrix.
+struct Dense {
+    grad: Vec<f64>,
+    m: usize,
+}
+
+impl DiagonalSink<f64> for Dense {
+    #[inline(always)]
+    fn take(&mut self, k: usize, lo: usize, e: &[f64]) {
+        for (t, &e) in e.iter().enumerate() {
+            let i = lo + t;
+            self.grad[i * self.m + k - i] = e;
+        }
+    }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::reference::Rng;
 
@@ -125,6 +116,73 @@ mod tests {
 
     fn random_cost(rng: &mut Rng, n: usize, m: usize) -> Vec<f64> {
         (0..n * m).map(|_| rng.uniform() * 2.0).collect()
+    }
+
+    /// The paper's algorithms row by row in scalar f64 (the implementation this kernel replaced).
+    pub(crate) fn reference(cost: &[f64], n: usize, m: usize, gamma: f64) -> SoftDtw {
+        let w = m + 2;
+        let at = |i: usize, j: usize| i * w + j;
+        let d =
+            |i: usize, j: usize| if i <= n && j <= m { cost[(i - 1) * m + (j - 1)] } else { 0.0 };
+        let soft_min3 = |a: f64, b: f64, c: f64| {
+            let min = a.min(b).min(c);
+            let sum = (-(a - min) / gamma).exp()
+                + (-(b - min) / gamma).exp()
+                + (-(c - min) / gamma).exp();
+            min - gamma * sum.ln()
+        };
+        let mut r = vec![f64::INFINITY; (n + 2) * w];
+        r[at(0, 0)] = 0.0;
+        for i in 1..=n {
+            for j in 1..=m {
+                r[at(i, j)] =
+                    d(i, j) + soft_min3(r[at(i - 1, j - 1)], r[at(i - 1, j)], r[at(i, j - 1)]);
+            }
+        }
+        let value = r[at(n, m)];
+        for i in 1..=n {
+            r[at(i, m + 1)] = f64::NEG_INFINITY;
+        }
+        for j in 1..=m {
+            r[at(n + 1, j)] = f64::NEG_INFINITY;
+        }
+        r[at(n + 1, m + 1)] = value;
+        let mut e = vec![0.0; (n + 2) * w];
+        e[at(n + 1, m + 1)] = 1.0;
+        for i in (1..=n).rev() {
+            for j in (1..=m).rev() {
+                let here = r[at(i, j)];
+                let weight = |ri: f64, di: f64| ((ri - here - di) / gamma).exp();
+                let a = weight(r[at(i + 1, j)], d(i + 1, j));
+                let b = weight(r[at(i, j + 1)], d(i, j + 1));
+                let c = weight(r[at(i + 1, j + 1)], d(i + 1, j + 1));
+                e[at(i, j)] = e[at(i + 1, j)] * a + e[at(i, j + 1)] * b + e[at(i + 1, j + 1)] * c;
+            }
+        }
+        let e = &e;
+        let grad = (1..=n).flat_map(|i| (1..=m).map(move |j| e[at(i, j)])).collect();
+        SoftDtw { value, grad }
+    }
+
+    #[test]
+    fn diagonal_kernel_matches_the_row_by_row_algorithm() {
+        let mut rng = Rng::new(11);
+        for (n, m) in [(1, 9), (9, 1), (2, 2), (17, 40), (64, 33), (100, 100)] {
+            let cost: Vec<f64> = random_cost(&mut rng, n, m).iter().map(|c| c + 1.0).collect();
+            for gamma in [0.01, 0.1, 1.0] {
+                let got = soft_dtw_cost_matrix(&cost, n, m, gamma);
+                let want = reference(&cost, n, m, gamma);
+                assert!(
+                    (got.value - want.value).abs() <= 1e-12 * want.value.abs(),
+                    "{n}x{m} γ={gamma}: {} vs {}",
+                    got.value,
+                    want.value
+                );
+                let worst =
+                    got.grad.iter().zip(&want.grad).map(|(g, w)| (g - w).abs()).fold(0.0, f64::max);
+                assert!(worst < 1e-10, "{n}x{m} γ={gamma}: gradient off by {worst}");
+            }
+        }
     }
 
     #[test]

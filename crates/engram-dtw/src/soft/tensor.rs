@@ -1,15 +1,20 @@
 //! Soft-DTW as a loss on burn tensors: batches of sequences of different lengths, any backend,
 //! with the gradient from the Cuturi & Blondel backward recursion.
 //!
-//! Design: the squared-Euclidean cost matrices `D` are computed with tensor ops (so autodiff
-//! carries gradients from `D` back to both inputs), the recursions run on the host in f64 on `D`'s
-//! values, and the result enters the graph as `Σ E ⊙ D + stop_gradient(value - Σ E ⊙ D)`, whose
-//! value is the soft-DTW and whose gradient with respect to `D` is the expected alignment `E`.
-//! Autodiff therefore sees a handful of ops per batch, never a node per DP cell. On a GPU backend
-//! the cost matrices travel to the host and back; a kernel for the recursion is future work.
+//! Design: the values of `x` and `y` go to the host, where `points.rs` computes every pair's
+//! soft-DTW and its gradients with respect to both sequences (the Cuturi & Blondel recursions on
+//! anti-diagonals, in the tensors' precision: f64 for f64 tensors, f32 otherwise), in parallel
+//! over the batch on the current rayon pool. The result enters the graph as
+//! `Σ g_x ⊙ x + Σ g_y ⊙ y + stop_gradient(value - that)`, whose value is the soft-DTW and whose
+//! gradients are `g_x` and `g_y`. Autodiff sees a handful of ops on `[batch, len, dim]` tensors,
+//! never a node per DP cell nor an `n × m` cost matrix; on a GPU backend only the inputs and
+//! their gradients cross to the host and back, `O(batch · len · dim)` values.
 
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{DType, Element, Tensor, TensorData};
 
+use super::math::SoftFloat;
+use super::points::{PointBatch, soft_dtw_points};
+#[cfg(test)]
 use super::recursion::soft_dtw_cost_matrix;
 
 /// Soft-DTW between each pair `x[b]`, `y[b]` (squared-Euclidean local cost, smoothing `gamma`).
@@ -48,34 +53,40 @@ pub fn soft_dtw(
         y.dims()
     );
     assert!(gamma > 0.0, "soft_dtw: gamma must be positive, got {gamma}");
+    assert!(dim > 0, "soft_dtw: points have dimension 0");
     let x_lengths = lengths("x", x_lengths, batch, n);
     let y_lengths = lengths("y", y_lengths, batch, m);
-
-    // D[b, i, j] = |x_i|² + |y_j|² - 2 x_i·y_j.
-    let x_sq = x.clone().powi_scalar(2).sum_dim(2);
-    let y_sq = y.clone().powi_scalar(2).sum_dim(2).swap_dims(1, 2);
-    let cost = x_sq + y_sq - x.matmul(y.swap_dims(1, 2)).mul_scalar(2.0);
-
-    let values = to_f64(cost.clone());
-    let mut soft = vec![0.0; batch];
-    let mut alignment = vec![0.0; batch * n * m];
-    for b in 0..batch {
-        let (nb, mb) = (x_lengths[b], y_lengths[b]);
-        let block = &values[b * n * m..(b + 1) * n * m];
-        let sub: Vec<f64> =
-            (0..nb).flat_map(|i| block[i * m..i * m + mb].iter().copied()).collect();
-        let result = soft_dtw_cost_matrix(&sub, nb, mb, gamma);
-        soft[b] = result.value;
-        for i in 0..nb {
-            let row = b * n * m + i * m;
-            alignment[row..row + mb].copy_from_slice(&result.grad[i * mb..(i + 1) * mb]);
-        }
-    }
-    let options = (&cost.device(), cost.dtype());
-    let alignment = Tensor::<3>::from_data(TensorData::new(alignment, [batch, n, m]), options);
-    let soft = Tensor::<1>::from_data(TensorData::new(soft, [batch]), options);
-    let linear = (alignment * cost).sum_dim(2).sum_dim(1).reshape([batch]);
+    let options = (&x.device(), x.dtype());
+    let (soft, grad_x, grad_y) = if x.dtype() == DType::F64 {
+        on_host::<f64>(&x, &y, &x_lengths, &y_lengths, gamma)
+    } else {
+        on_host::<f32>(&x, &y, &x_lengths, &y_lengths, gamma)
+    };
+    let soft = Tensor::<1>::from_data(soft, options);
+    let grad_x = Tensor::<3>::from_data(grad_x, options);
+    let grad_y = Tensor::<3>::from_data(grad_y, options);
+    let linear = (x * grad_x).sum_dim(2).sum_dim(1).reshape([batch])
+        + (y * grad_y).sum_dim(2).sum_dim(1).reshape([batch]);
     linear.clone() + (soft - linear).detach()
+}
+
+/// Values and gradients of every pair, computed on the host in `T`.
+fn on_host<T: SoftFloat + Element>(
+    x: &Tensor<3>,
+    y: &Tensor<3>,
+    x_lengths: &[usize],
+    y_lengths: &[usize],
+    gamma: f64,
+) -> (TensorData, TensorData, TensorData) {
+    let ([batch, n, dim], [_, m, _]) = (x.dims(), y.dims());
+    let (xv, yv) = (read::<T>(x), read::<T>(y));
+    let batch_points = PointBatch { x: &xv, y: &yv, n, m, dim, x_lengths, y_lengths };
+    let out = soft_dtw_points(batch_points, T::from_f64(gamma));
+    (
+        TensorData::new(out.values, [batch]),
+        TensorData::new(out.grad_x, [batch, n, dim]),
+        TensorData::new(out.grad_y, [batch, m, dim]),
+    )
 }
 
 /// The soft-DTW divergence `sdtw(x, y) - (sdtw(x, x) + sdtw(y, y)) / 2` (Blondel, Mensch & Vert,
@@ -110,10 +121,10 @@ fn lengths(which: &str, given: Option<&[usize]>, batch: usize, padded: usize) ->
     given.to_vec()
 }
 
-fn to_f64(tensor: Tensor<3>) -> Vec<f64> {
-    match tensor.detach().into_data().try_into_vec_as::<f64>() {
+fn read<T: Element>(tensor: &Tensor<3>) -> Vec<T> {
+    match tensor.clone().detach().try_into_vec_as::<T>() {
         Ok(values) => values,
-        Err(err) => panic!("soft_dtw: cannot read the cost matrices back: {err:?}"),
+        Err(err) => panic!("soft_dtw: cannot read the sequences back: {err:?}"),
     }
 }
 
