@@ -39,7 +39,10 @@
 //! ```
 #![warn(missing_docs)]
 
+mod error;
 mod recurrent;
+
+pub use error::Error;
 
 pub use recurrent::{
     BiRecurrent, Recurrent, RecurrentCell, RecurrentConfig, RecurrentKind, RecurrentOutput,

@@ -74,9 +74,13 @@ impl RecurrentCell {
         pads: Option<&[Tensor<2, Bool>]>,
         mut state: CellState,
         reverse: bool,
+        fused: bool,
     ) -> (Tensor<3>, CellState) {
         let [batch, seq, d_input] = input.dims();
         let width = self.weight_ih.dims()[1];
+        if fused && pads.is_none() && seq > 0 && super::fused::supported(&input.device()) {
+            return self.run_fused(input, state, reverse);
+        }
         // The input projection of every step is one matmul, out of the time loop.
         let projected = input
             .reshape([batch * seq, d_input])
@@ -106,6 +110,44 @@ impl RecurrentCell {
         }
         let outputs: Vec<Tensor<2>> = outputs.into_iter().flatten().collect();
         (Tensor::stack(outputs, 1), state)
+    }
+
+    /// The same as [`run`](RecurrentCell::run) without padding, as one fused operation with a
+    /// hand-written backward: the input projection is one matmul (time-major, so that each
+    /// step's rows are contiguous), the time loop and its backward are one autodiff node.
+    fn run_fused(
+        &self,
+        input: Tensor<3>,
+        state: CellState,
+        reverse: bool,
+    ) -> (Tensor<3>, CellState) {
+        let [batch, seq, d_input] = input.dims();
+        let (width, d_hidden) = (self.weight_ih.dims()[1], self.d_hidden());
+        let projected = input
+            .swap_dims(0, 1)
+            .reshape([seq * batch, d_input])
+            .matmul(self.weight_ih.val())
+            .add(self.bias_ih.val().unsqueeze::<2>())
+            .reshape([seq, batch, width]);
+        let c0 = match &state.cell {
+            Some(c) => c.clone(),
+            None => state.hidden.zeros_like(),
+        };
+        let y = super::fused::recurrent_sequence(
+            projected,
+            state.hidden,
+            c0,
+            self.weight_hh.val(),
+            self.bias_hh.val(),
+            self.kind,
+            reverse,
+        );
+        let last = if reverse { 0 } else { seq - 1 };
+        let hidden = y.clone().narrow(0, last, 1).reshape([batch, d_hidden]);
+        let cell =
+            self.kind.has_cell().then(|| y.clone().narrow(0, seq, 1).reshape([batch, d_hidden]));
+        let output = y.narrow(0, 0, seq).swap_dims(0, 1);
+        (output, CellState { hidden, cell })
     }
 
     /// One step from a projected input `x` (`[batch, G·d_hidden]`, input bias included).

@@ -65,6 +65,11 @@ pub struct RecurrentConfig {
     /// (the memory-contract methods are always batch-first). Default: true.
     #[config(default = true)]
     pub batch_first: bool,
+    /// Run unpadded batches through the fused time loop with its hand-written backward, on the
+    /// backends that have it (flex, ndarray); padded batches and other backends take the
+    /// composed path. Default: true.
+    #[config(default = true)]
+    pub fused: bool,
 }
 
 impl RecurrentConfig {
@@ -82,6 +87,7 @@ impl RecurrentConfig {
             d_hidden: self.d_hidden,
             n_layers: self.n_layers,
             batch_first: self.batch_first,
+            fused: self.fused,
         }
     }
 
@@ -98,6 +104,7 @@ impl RecurrentConfig {
             d_hidden: self.d_hidden,
             n_layers: self.n_layers,
             batch_first: self.batch_first,
+            fused: self.fused,
         }
     }
 

@@ -2,6 +2,8 @@
 
 mod cell;
 mod config;
+mod fused;
+mod pytorch;
 mod state;
 
 pub use cell::RecurrentCell;
@@ -47,6 +49,8 @@ pub struct Recurrent {
     pub n_layers: usize,
     /// Layout of [`forward`](Recurrent::forward)'s input and output.
     pub batch_first: bool,
+    /// Whether unpadded batches take the fused time loop (see [`RecurrentConfig::fused`]).
+    pub fused: bool,
 }
 
 /// A bidirectional stack of recurrent layers (PyTorch's `bidirectional=True`): a sequence
@@ -69,6 +73,8 @@ pub struct BiRecurrent {
     pub n_layers: usize,
     /// Layout of [`forward`](BiRecurrent::forward)'s input and output.
     pub batch_first: bool,
+    /// Whether unpadded batches take the fused time loop (see [`RecurrentConfig::fused`]).
+    pub fused: bool,
 }
 
 impl Recurrent {
@@ -169,6 +175,7 @@ struct Stack<'a> {
     d_hidden: usize,
     n_layers: usize,
     directions: usize,
+    fused: bool,
     name: &'static str,
 }
 
@@ -181,6 +188,7 @@ impl<'a> Stack<'a> {
             d_hidden: layer.d_hidden,
             n_layers: layer.n_layers,
             directions: 1,
+            fused: layer.fused,
             name: "Recurrent",
         }
     }
@@ -193,6 +201,7 @@ impl<'a> Stack<'a> {
             d_hidden: layer.d_hidden,
             n_layers: layer.n_layers,
             directions: 2,
+            fused: layer.fused,
             name: "BiRecurrent",
         }
     }
@@ -261,8 +270,13 @@ impl<'a> Stack<'a> {
                     hidden: row(&state.hidden, i),
                     cell: state.cell.as_ref().map(|c| row(c, i)),
                 };
-                let (output, end) =
-                    self.cells[i].run(x.clone(), pads.as_deref(), start, direction == 1);
+                let (output, end) = self.cells[i].run(
+                    x.clone(),
+                    pads.as_deref(),
+                    start,
+                    direction == 1,
+                    self.fused,
+                );
                 outputs.push(output);
                 hidden.push(end.hidden);
                 cells.extend(end.cell);

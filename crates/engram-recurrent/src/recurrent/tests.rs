@@ -23,7 +23,11 @@ fn config(kind: RecurrentKind, n_layers: usize) -> RecurrentConfig {
 }
 
 /// `cells` with every parameter rebuilt on `device` in `dtype` (for gradient checks in f64).
-fn retarget(cells: &[RecurrentCell], device: &Device, dtype: DType) -> Vec<RecurrentCell> {
+pub(crate) fn retarget(
+    cells: &[RecurrentCell],
+    device: &Device,
+    dtype: DType,
+) -> Vec<RecurrentCell> {
     fn copy<const D: usize>(t: Tensor<D>, device: &Device, dtype: DType) -> Param<Tensor<D>> {
         let shape = t.dims();
         Param::from_tensor(Tensor::from_data(TensorData::new(to_f64(t), shape), (device, dtype)))
