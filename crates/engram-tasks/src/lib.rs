@@ -14,6 +14,8 @@
 //! - [`train`]: the training loop (AdamW or SGD, warm-up + cosine or Noam schedules, global-norm
 //!   clipping, label smoothing, augmentation, early stopping), atomic checkpoints that a resumed
 //!   run continues from, and evaluation; [`plot`] draws the training curves as SVG.
+//! - [`babi`]: bAbI question answering: the reader, End-To-End Memory Networks, readers on any
+//!   memory, training with the MemN2N protocol, `ask` with the attention of every hop.
 //! - [`classify`]: the whole task, from examples to a model directory that [`classify::TrainedClassifier`]
 //!   loads for evaluation and prediction; [`demo`] is a built-in corpus to try it on.
 //!
@@ -35,6 +37,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod babi;
 pub mod classify;
 pub mod data;
 pub mod demo;
