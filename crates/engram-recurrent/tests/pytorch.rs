@@ -5,6 +5,7 @@
 //! on `x = randn(2, 5, 3)`, loss `0.5·Σy² + Σh_n`.
 
 #[allow(dead_code)]
+#[rustfmt::skip]
 #[path = "fixtures/expected.rs"]
 mod expected;
 
