@@ -8,7 +8,7 @@
 use burn::tensor::activation;
 use burn::tensor::{Bool, Device, Distribution, Tensor};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use engram_benches::{attention, dtw, time_synced};
+use engram_benches::{attention, dtw, recurrent, time_synced};
 
 /// Attention-score shapes `[batch, heads, seq, seq]`: a short context and a long one, where the
 /// quadratic cost of the score matrix starts to dominate.
@@ -136,4 +136,9 @@ criterion_group! {
     targets = attention::attention_mha_fwd, attention::attention_mha_fwd_bwd,
         attention::attention_decode, attention::attention_long_train
 }
-criterion_main!(tensor, dtw_benches, attention_benches);
+criterion_group! {
+    name = recurrent_benches;
+    config = engram_benches::criterion();
+    targets = recurrent::recurrent_lstm, recurrent::recurrent_gru, recurrent::recurrent_rnn
+}
+criterion_main!(tensor, dtw_benches, recurrent_benches, attention_benches);

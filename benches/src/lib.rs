@@ -13,6 +13,7 @@
 
 pub mod attention;
 pub mod dtw;
+pub mod recurrent;
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
