@@ -19,9 +19,12 @@ const MATCH_TOLERANCE: f64 = 5e-4;
 pub fn eval(args: &[String]) -> Result<()> {
     let (what, rest) = args
         .split_first()
-        .ok_or_else(|| UsageError("eval needs a task: ucr or classify".into()))?;
+        .ok_or_else(|| UsageError("eval needs a task: ucr, classify or babi".into()))?;
     if what == "classify" {
         return crate::eval_classify::classify(rest, data_dir(None));
+    }
+    if what == "babi" {
+        return crate::eval_babi::babi(rest, data_dir(None));
     }
     let data = match rest {
         [] => data_dir(None),
@@ -31,7 +34,8 @@ pub fn eval(args: &[String]) -> Result<()> {
     match what.as_str() {
         "ucr" => ucr(&data.join("ucr")),
         other => {
-            Err(UsageError(format!("unknown eval task `{other}` (known: ucr, classify)")).into())
+            Err(UsageError(format!("unknown eval task `{other}` (known: ucr, classify, babi)"))
+                .into())
         }
     }
 }

@@ -8,6 +8,7 @@ mod bench;
 mod ci;
 mod criterion;
 mod eval;
+mod eval_babi;
 mod eval_classify;
 mod gpu;
 mod json;
@@ -41,6 +42,10 @@ commands:
                 [--folds N]   trains the recipes in recipes/classify/ (MR by N-fold
                               cross-validation, default 10) and writes the test
                               accuracies into docs/results.md
+  eval babi [--set 1k|10k] [--model memn2n|transformer|universal|lstm|gru] [--runs N]
+            [--tasks LIST] [--data DIR]
+                              one model per bAbI task; per-task test errors next to the
+                              published MemN2N and LSTM tables into docs/results.md
   gpu OUT_DIR                 on a GPU machine: build, test and bench with wgpu, writing logs,
                               tables and summary.txt to OUT_DIR; goes on past failed steps
   tidy                        repository rules: `//!` first lines, files under 600 lines,

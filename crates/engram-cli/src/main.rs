@@ -4,6 +4,7 @@
 //! [`engram_tensor::device`], and calls the library crates. Errors print their whole chain to
 //! stderr; the exit code is 2 for usage and configuration errors and 1 for failures at run time.
 
+mod babi;
 mod classify;
 mod dtw;
 mod info;
@@ -41,14 +42,20 @@ enum Command {
     /// Evaluate a trained classifier: accuracy, per-class precision, recall, F1 and the
     /// confusion matrix.
     Eval(classify::EvalArgs),
+    /// bAbI: per-task test error of a model from `engram train babi`.
+    EvalBabi(babi::EvalArgs),
     /// Classify texts (one per line, from a file or stdin) with a trained classifier.
     Predict(classify::PredictArgs),
+    /// Answer a question (stdin) about a story with a bAbI model and show where it looked.
+    Ask(babi::AskArgs),
 }
 
 #[derive(Debug, Subcommand)]
 enum TrainCommand {
     /// Text classification: embedding, a memory (transformer, LSTM, GRU, RNN), pooling, linear.
     Classify(Box<classify::TrainArgs>),
+    /// bAbI question answering: MemN2N or a reader on any memory, per task or joint.
+    Babi(Box<babi::TrainArgs>),
 }
 
 /// How a command failed, which decides the exit code.
@@ -68,7 +75,12 @@ fn main() -> ExitCode {
         Command::Train(TrainCommand::Classify(args)) => {
             classify::train(*args, cli.backend.as_deref(), cli.json)
         }
+        Command::Train(TrainCommand::Babi(args)) => {
+            babi::train(*args, cli.backend.as_deref(), cli.json)
+        }
         Command::Eval(args) => classify::eval(args, cli.backend.as_deref(), cli.json),
+        Command::EvalBabi(args) => babi::eval(args, cli.backend.as_deref(), cli.json),
+        Command::Ask(args) => babi::ask(args, cli.backend.as_deref(), cli.json),
         Command::Predict(args) => classify::predict(args, cli.backend.as_deref(), cli.json),
     };
     match result {

@@ -1,0 +1,78 @@
+//! `engram train babi`, `eval babi` and `ask` end to end on a tiny fixture: these write model
+//! directories, so they run in a scratch folder of their own.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/babi")
+}
+
+fn engram(dir: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_engram"))
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the engram binary runs");
+    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+    child.wait_with_output().expect("engram finishes")
+}
+
+fn stdout(output: &Output) -> String {
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout.clone()).expect("utf-8")
+}
+
+#[test]
+fn trains_evaluates_and_answers_with_attention() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("babi-ask");
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    let data = fixtures();
+    let data = data.to_str().unwrap();
+    let train = ["train", "babi", "--data", data, "--tasks", "1", "--epochs", "3"];
+    let out = stdout(&engram(&dir, &[&train[..], &["--out", "models"]].concat(), ""));
+    assert!(out.starts_with("task 1 single-supporting-fact: test error "), "{out}");
+    assert!(
+        dir.join("models/task-1/babi.json").exists()
+            && dir.join("models/task-1/model.bpk").exists()
+    );
+
+    let eval = ["--json", "eval-babi", "--model", "models", "--data", data, "--tasks", "1"];
+    let report: serde_json::Value =
+        serde_json::from_str(stdout(&engram(&dir, &eval, "")).trim()).unwrap();
+    assert_eq!(report["tasks"][0]["task"], 1);
+    assert!(report["mean_error"].as_f64().is_some(), "{report}");
+
+    let story = fixtures().join("story.txt");
+    let ask = ["ask", "--model", "models/task-1", "--story", story.to_str().unwrap()];
+    let text = stdout(&engram(
+        &dir,
+        &[&ask[..], &["--heatmap", "where.svg"]].concat(),
+        "Where is Mary?\n",
+    ));
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("answer: "), "{text}");
+    assert_eq!(lines[1], " hop 1 hop 2 hop 3  statement", "{text}");
+    assert!(lines[2].ends_with("  Mary went to the kitchen.") && lines.len() == 5, "{text}");
+    let svg = fs::read_to_string(dir.join("where.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("Mary went to the office."), "{svg}");
+
+    let json = stdout(&engram(
+        &dir,
+        &["--json", &ask[0], ask[1], ask[2], ask[3], ask[4]],
+        "Where is John?",
+    ));
+    let asked: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(asked["hops"].as_array().unwrap().len(), 3);
+    assert_eq!(asked["statements"].as_array().unwrap().len(), 3);
+
+    let empty = engram(&dir, &ask, "  \n");
+    assert_eq!(empty.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&empty.stderr).contains("no question"));
+}

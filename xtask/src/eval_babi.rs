@@ -1,0 +1,176 @@
+//! `cargo xtask eval babi [--set 1k|10k] [--model memn2n|transformer|lstm] [--runs N]
+//! [--tasks LIST] [--data DIR]`: trains one model per task with the release `engram train babi`
+//! and writes the per-task error table, next to the published MemN2N and LSTM numbers, with the
+//! time taken, into the bAbI section of `docs/results.md`.
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+use crate::UsageError;
+use crate::json::Json;
+use crate::run::{self, cargo, workspace_root};
+
+const START: &str = "<!-- eval babi: start -->";
+const END: &str = "<!-- eval babi: end -->";
+
+struct Options {
+    set: String,
+    model: String,
+    runs: String,
+    tasks: String,
+    data: PathBuf,
+}
+
+fn parse(args: &[String], data: PathBuf) -> Result<Options> {
+    let mut options = Options {
+        set: "1k".into(),
+        model: "memn2n".into(),
+        runs: "1".into(),
+        tasks: "1-20".into(),
+        data,
+    };
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let value = it
+            .next()
+            .ok_or_else(|| UsageError(format!("eval babi: {flag} needs a value")))?
+            .clone();
+        match flag.as_str() {
+            "--set" if value == "1k" || value == "10k" => options.set = value,
+            "--model"
+                if ["memn2n", "transformer", "universal", "lstm", "gru"]
+                    .contains(&value.as_str()) =>
+            {
+                options.model = value
+            }
+            "--runs" => options.runs = value,
+            "--tasks" => options.tasks = value,
+            "--data" => options.data = PathBuf::from(value),
+            _ => {
+                return Err(UsageError(format!(
+                    "eval babi: unknown flag or value `{flag} {value}` (flags: --set 1k|10k, \
+                     --model memn2n|transformer|universal|lstm|gru, --runs N, --tasks LIST, \
+                     --data DIR)"
+                ))
+                .into());
+            }
+        }
+    }
+    Ok(options)
+}
+
+pub fn babi(args: &[String], data: PathBuf) -> Result<()> {
+    let options = parse(args, data)?;
+    run::run(&mut cargo(["build", "--release", "-p", "engram-cli"]))?;
+    let engram = crate::eval::target_dir().join("release/engram");
+    let out =
+        crate::eval::target_dir().join(format!("eval/babi/{}-{}", options.set, options.model));
+    let started = Instant::now();
+    let mut cmd = Command::new(&engram);
+    cmd.args(["--json", "train", "babi", "--set", &options.set, "--model", &options.model])
+        .args(["--runs", &options.runs, "--tasks", &options.tasks, "--data"])
+        .arg(&options.data)
+        .arg("--out")
+        .arg(&out);
+    let line = run::display(&cmd);
+    eprintln!("$ {line}");
+    let output = cmd
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot start `{line}`"))?;
+    if !output.status.success() {
+        bail!("`{line}` failed with {}", output.status);
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let summary = stdout.lines().last().unwrap_or_default();
+    let report =
+        Json::parse(summary).with_context(|| format!("`{line}` printed no JSON summary"))?;
+    let number = |key: &str| {
+        report.get(key).and_then(Json::as_f64).with_context(|| format!("no {key} in the summary"))
+    };
+    let (mean, failed) = (number("mean_error")?, number("failed")?);
+    let table = report.get("table").and_then(Json::as_str).context("no table in the summary")?;
+    let missing = report.get("missing_text").and_then(Json::as_str).unwrap_or("");
+    let minutes = started.elapsed().as_secs_f64() / 60.0;
+    let block = format!(
+        "### {} {}, runs per task: {}\n\n`cargo xtask eval babi --set {} --model {} --runs {}`: \
+         mean test error {mean:.1} %, {failed} failed tasks (> 5 %), {minutes:.1} min in all \
+         (training, testing and the release build).{}\n\n{table}\n",
+        options.set,
+        options.model,
+        options.runs,
+        options.set,
+        options.model,
+        options.runs,
+        if missing.is_empty() { String::new() } else { format!(" Tasks missing: {missing}.") }
+    );
+    println!("{block}");
+    write_results(&options.set, &options.model, &block)
+}
+
+/// Replaces this set and model's block in the bAbI section of docs/results.md, adding the
+/// block at the end of the section, or the section at the end of the file, if absent.
+fn write_results(set: &str, model: &str, block: &str) -> Result<()> {
+    let path = workspace_root().join("docs/results.md");
+    let text =
+        fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    fs::write(&path, updated(&text, set, model, block))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    println!("updated {}", path.display());
+    Ok(())
+}
+
+fn updated(text: &str, set: &str, model: &str, block: &str) -> String {
+    let start = format!("<!-- eval babi {set} {model}: start -->");
+    let end = format!("<!-- eval babi {set} {model}: end -->");
+    let wrapped = format!("{start}\n{block}{end}\n");
+    if let (Some(s), Some(e)) = (text.find(&start), text.find(&end))
+        && s < e
+    {
+        let rest = text[e + end.len()..].trim_start_matches('\n');
+        return format!("{}{wrapped}{rest}", &text[..s]);
+    }
+    match text.find("\n## bAbI") {
+        Some(at) => {
+            let body = at + "\n## bAbI".len();
+            let next = text[body..].find("\n## ").map_or(text.len(), |i| body + i + 1);
+            let (head, tail) = text.split_at(next);
+            format!(
+                "{}\n\n{wrapped}{}{tail}",
+                head.trim_end(),
+                if tail.is_empty() { "" } else { "\n" }
+            )
+        }
+        None => format!("{}\n\n## bAbI (engram-tasks)\n\n{wrapped}", text.trim_end()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_are_added_then_replaced_in_the_babi_section() {
+        let doc = "# Results\n\n## UCR\n\nx\n";
+        let once = updated(doc, "1k", "memn2n", "A\n");
+        assert!(once.ends_with("## bAbI (engram-tasks)\n\n<!-- eval babi 1k memn2n: start -->\nA\n<!-- eval babi 1k memn2n: end -->\n"), "{once}");
+        let twice = updated(&(once.clone() + "\n## Later\n\ny\n"), "1k", "memn2n", "B\n");
+        assert!(twice.contains("start -->\nB\n<!--") && !twice.contains("\nA\n"), "{twice}");
+        assert!(twice.contains("## Later\n\ny\n"), "{twice}");
+        let other = updated(&twice, "1k", "lstm", "C\n");
+        let (c, later) = (other.find("\nC\n").unwrap(), other.find("## Later").unwrap());
+        assert!(c < later && other.contains("\nB\n"), "{other}");
+    }
+
+    #[test]
+    fn flags_are_checked() {
+        assert!(parse(&["--set".into(), "5k".into()], PathBuf::new()).is_err());
+        assert!(parse(&["--model".into()], PathBuf::new()).is_err());
+        let o = parse(&["--model".into(), "lstm".into()], PathBuf::new()).unwrap();
+        assert_eq!((o.set.as_str(), o.model.as_str()), ("1k", "lstm"));
+    }
+}
