@@ -22,7 +22,7 @@ pub(crate) struct DataArgs {
     /// Data folder (the one holding classification/); default $ENGRAM_DATA, then ../shared/data.
     #[arg(long, value_name = "DIR", env = "ENGRAM_DATA", default_value = "../shared/data")]
     data: PathBuf,
-    /// A dataset under the data folder: trec, sst2, sst5, sst2-glue, mr.
+    /// A dataset under the data folder: trec, sst2, sst5, sst2-glue, sst2-phrases, mr.
     #[arg(long, conflicts_with_all = ["train", "demo"])]
     dataset: Option<String>,
     /// The built-in demo corpus (needs no data folder).

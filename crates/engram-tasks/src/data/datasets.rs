@@ -26,6 +26,10 @@ pub enum ClassificationDataset {
     /// SST-2 as GLUE ships it: 67,349 phrases and sentences to train on, the 872-sentence dev
     /// set, no labelled test set (`classification/sst/glue-sst2/{train_full,dev}.tsv`).
     Sst2Glue,
+    /// SST-2 as Kim (2014) trained it: every phrase and sentence of the training split (GLUE's
+    /// 67,349) to train on, scored on Kim's 872 dev and 1,821 test sentences
+    /// (`glue-sst2/train_full.tsv`, `kim-stsa/stsa.binary.{dev,test}`).
+    Sst2Phrases,
     /// Movie-review polarity, 5,331 negative then 5,331 positive snippets in Windows-1252, no
     /// split (papers use 10-fold cross-validation; see [`super::stratified_k_folds`])
     /// (`classification/mr/raw/rt-polarity.{neg,pos}`).
@@ -70,10 +74,11 @@ struct File {
 
 impl ClassificationDataset {
     /// Every dataset, in the order of [`Self::NAMES`].
-    pub const ALL: [Self; 5] = [Self::Trec, Self::Sst2, Self::Sst5, Self::Sst2Glue, Self::Mr];
+    pub const ALL: [Self; 6] =
+        [Self::Trec, Self::Sst2, Self::Sst5, Self::Sst2Glue, Self::Sst2Phrases, Self::Mr];
 
     /// The names that [`FromStr`] accepts, for command lines.
-    pub const NAMES: [&'static str; 5] = ["trec", "sst2", "sst5", "sst2-glue", "mr"];
+    pub const NAMES: [&'static str; 6] = ["trec", "sst2", "sst5", "sst2-glue", "sst2-phrases", "mr"];
 
     /// The dataset's name, as [`FromStr`] accepts it.
     pub fn name(self) -> &'static str {
@@ -84,7 +89,7 @@ impl ClassificationDataset {
     pub fn labels(self) -> LabelSet {
         let names: &[&str] = match self {
             Self::Trec => &TREC,
-            Self::Sst2 | Self::Sst2Glue | Self::Mr => &BINARY,
+            Self::Sst2 | Self::Sst2Glue | Self::Sst2Phrases | Self::Mr => &BINARY,
             Self::Sst5 => &FIVE,
         };
         LabelSet::new(names.iter().map(|n| n.to_string()).collect())
@@ -112,6 +117,11 @@ impl ClassificationDataset {
             Self::Sst2Glue => vec![
                 file(Part::Train, format!("{GLUE}/train_full.tsv"), Format::GlueTsv),
                 file(Part::Valid, format!("{GLUE}/dev.tsv"), Format::GlueTsv),
+            ],
+            Self::Sst2Phrases => vec![
+                file(Part::Train, format!("{GLUE}/train_full.tsv"), Format::GlueTsv),
+                file(Part::Valid, format!("{KIM}/stsa.binary.dev"), Format::LabelText),
+                file(Part::Test, format!("{KIM}/stsa.binary.test"), Format::LabelText),
             ],
             // The label is the file, so it is named directly.
             Self::Mr => ["neg", "pos"]

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum OptimizerConfig {
     /// AdamW (Loshchilov & Hutter, 2019): decoupled weight decay.
-    #[serde(rename = "adamw")]
+    #[serde(rename = "adamw", alias = "adam_w")]
     AdamW {
         /// First-moment decay.
         beta1: f32,
