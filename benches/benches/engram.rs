@@ -131,14 +131,19 @@ criterion_group! {
     targets = dtw::dtw_pair, dtw::dtw_matrix, dtw::dtw_softdtw
 }
 criterion_group! {
+    name = recurrent_benches;
+    config = engram_benches::criterion();
+    targets = recurrent::recurrent_lstm, recurrent::recurrent_gru, recurrent::recurrent_rnn
+}
+criterion_group! {
     name = attention_benches;
     config = engram_benches::criterion();
     targets = attention::attention_mha_fwd, attention::attention_mha_fwd_bwd,
         attention::attention_decode, attention::attention_long_train
 }
 criterion_group! {
-    name = recurrent_benches;
+    name = tasks_benches;
     config = engram_benches::criterion();
-    targets = recurrent::recurrent_lstm, recurrent::recurrent_gru, recurrent::recurrent_rnn
+    targets = engram_benches::tasks::tasks_classifier_step
 }
-criterion_main!(tensor, dtw_benches, recurrent_benches, attention_benches);
+criterion_main!(tensor, dtw_benches, recurrent_benches, attention_benches, tasks_benches);

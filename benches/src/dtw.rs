@@ -1,6 +1,8 @@
-//! Benchmarks of engram-dtw: one pair of long series (`dtw/pair`) and a pairwise distance
-//! matrix (`dtw/matrix`), on the cases of the DTW anchors (`shared/anchors/dtw`) so that the
-//! ns/cell figures compare with dtaidistance's, tslearn's and aeon's.
+//! Benchmarks of engram-dtw: one pair of long series (`dtw/pair`), multivariate series
+//! (`dtw/multivariate`), a pairwise distance matrix on 1 and 2 threads (`dtw/matrix`) and
+//! soft-DTW value and gradient (`dtw/softdtw`), on the cases of the DTW anchors
+//! (`shared/anchors/dtw`) so that the ns/cell figures compare with dtaidistance's, tslearn's,
+//! aeon's and pysdtw's.
 //!
 //! Throughput is counted in DP cells (`n * m`, or the band's area), so criterion's
 //! elements/s read directly as cells/s. Random walks as in the anchors; the kernels have no
@@ -8,7 +10,7 @@
 
 use std::hint::black_box;
 
-use burn::tensor::{Distribution, Tensor};
+use burn::tensor::{DType, Distribution, Tensor};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use engram_dtw::{
     DtwOptions, Series, Window, distance_matrix, dtw_distance, soft_dtw, window_cells,
@@ -55,6 +57,36 @@ pub fn dtw_pair(c: &mut Criterion) {
         }
     }
     group.finish();
+    dtw_multivariate(c);
+}
+
+/// `dtw/multivariate`: dependent DTW, squared Euclidean cost between 16-dimensional points,
+/// 512 × 512, no window and a 10 % band (the anchors' `bench_multivariate.py`). Run from
+/// `dtw_pair` so that the list of bench functions in `benches/engram.rs` stays as it is.
+fn dtw_multivariate(c: &mut Criterion) {
+    let mut group = c.benchmark_group("dtw/multivariate");
+    let (n, dim) = (512, 16);
+    // Each channel its own random walk, interleaved row-major.
+    let interleave = |seed: u64| -> Vec<f64> {
+        let channels: Vec<Vec<f64>> =
+            (0..dim).map(|c| random_walk(n, seed * 100 + c as u64)).collect();
+        (0..n * dim).map(|k| channels[k % dim][k / dim]).collect()
+    };
+    let (a, b) = (interleave(1), interleave(2));
+    let series = |data| match Series::new(data, dim) {
+        Ok(series) => series,
+        Err(err) => panic!("dtw bench: bad multivariate series: {err}"),
+    };
+    let (a, b) = (series(&a), series(&b));
+    for (name, window) in [("full", Window::Full), ("band10", Window::SakoeChiba { radius: 51 })] {
+        let options = DtwOptions::default().with_window(window);
+        group.throughput(Throughput::Elements(cells(&window, n, n)));
+        let id = BenchmarkId::new("engram/f64", format!("n{n}_d{dim}_{name}"));
+        group.bench_function(id, |bench| {
+            bench.iter(|| dtw_distance(black_box(a), black_box(b), &options))
+        });
+    }
+    group.finish();
 }
 
 /// `dtw/matrix`: the upper triangle of the distance matrix of 200 series of 256 points, no
@@ -77,8 +109,10 @@ pub fn dtw_matrix(c: &mut Criterion) {
 }
 
 /// `dtw/softdtw`: soft-DTW value and gradient with respect to `x` for a batch of 32 pairs of
-/// 256 points in 8 dimensions, γ = 0.1: the anchors' case (tslearn, pysdtw). Throughput counts
-/// the DP cells of the forward recursion, `32 · 256 · 256`.
+/// 256 points in 8 dimensions, γ = 0.1: the anchors' case (tslearn, pysdtw), in f32 (the
+/// backend's default float) and, where the backend has it, f64 (the anchors' precision).
+/// Throughput counts the DP cells of the forward recursion, `32 · 256 · 256`. The batch runs on
+/// rayon's global pool, whose size the id ends with: `RAYON_NUM_THREADS=1` for one thread.
 pub fn dtw_softdtw(c: &mut Criterion) {
     let mut group = c.benchmark_group("dtw/softdtw");
     let backend = match engram_tensor::select_backend(None) {
@@ -90,18 +124,27 @@ pub fn dtw_softdtw(c: &mut Criterion) {
         Err(err) => panic!("dtw bench: cannot create the {backend} device: {err}"),
     };
     let (batch, len, dim) = (32, 256, 8);
+    let threads = engram_tensor::cpu_threads();
     let x = Tensor::<3>::random([batch, len, dim], Distribution::Normal(0.0, 1.0), &device);
     let y = Tensor::<3>::random([batch, len, dim], Distribution::Normal(0.0, 1.0), &device);
+    let mut dtypes = vec![("f32", DType::F32)];
+    if engram_tensor::supports_f64(&device) {
+        dtypes.push(("f64", DType::F64));
+    }
     group.throughput(Throughput::Elements((batch * len * len) as u64));
-    let id = BenchmarkId::new(format!("engram/{backend}"), format!("b{batch}_n{len}_d{dim}"));
-    group.bench_function(id, |bench| {
-        bench.iter_custom(|iters| {
-            crate::time_synced(&device, iters, || {
-                let x = x.clone().require_grad();
-                let loss = soft_dtw(x.clone(), y.clone(), None, None, 0.1).sum();
-                x.grad(&loss.backward())
+    for (name, dtype) in dtypes {
+        let (x, y) = (x.clone().cast(dtype), y.clone().cast(dtype));
+        let params = format!("b{batch}_n{len}_d{dim}_{name}_t{threads}");
+        let id = BenchmarkId::new(format!("engram/{backend}"), params);
+        group.bench_function(id, |bench| {
+            bench.iter_custom(|iters| {
+                crate::time_synced(&device, iters, || {
+                    let x = x.clone().require_grad();
+                    let loss = soft_dtw(x.clone(), y.clone(), None, None, 0.1).sum();
+                    x.grad(&loss.backward())
+                })
             })
-        })
-    });
+        });
+    }
     group.finish();
 }

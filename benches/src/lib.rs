@@ -14,6 +14,7 @@
 pub mod attention;
 pub mod dtw;
 pub mod recurrent;
+pub mod tasks;
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};

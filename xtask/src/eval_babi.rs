@@ -14,9 +14,6 @@ use crate::UsageError;
 use crate::json::Json;
 use crate::run::{self, cargo, workspace_root};
 
-const START: &str = "<!-- eval babi: start -->";
-const END: &str = "<!-- eval babi: end -->";
-
 struct Options {
     set: String,
     model: String,

@@ -65,7 +65,7 @@ fn trains_evaluates_and_answers_with_attention() {
 
     let json = stdout(&engram(
         &dir,
-        &["--json", &ask[0], ask[1], ask[2], ask[3], ask[4]],
+        &["--json", ask[0], ask[1], ask[2], ask[3], ask[4]],
         "Where is John?",
     ));
     let asked: serde_json::Value = serde_json::from_str(json.trim()).unwrap();

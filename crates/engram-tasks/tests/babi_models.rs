@@ -43,7 +43,7 @@ fn first_hop_scores(encoding: SentenceEncoding, temporal: bool, text: &str) -> V
     let host = HostBatch::new(&[&qa[0]], &vocab, 0.0, 3, &mut rng);
     let batch = MemoryBatch::new(&host, 2, encoding == SentenceEncoding::Position, &device);
     let out = net.forward(&batch, true);
-    out.attention[0].clone().into_data().to_vec::<f32>().unwrap()
+    out.attention[0].clone().into_data().try_to_vec::<f32>().unwrap()
 }
 
 fn assert_near(got: &[f32], want: &[f32]) {

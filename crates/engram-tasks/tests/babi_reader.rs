@@ -127,8 +127,9 @@ fn batches_put_the_most_recent_statement_first_and_pad() {
     let refs: Vec<_> = qa.iter().collect();
     let batch = HostBatch::new(&refs, &vocab, 0.0, 50, &mut rng);
     assert_eq!((batch.batch, batch.memory, batch.words), (3, 3, 6));
-    // Row 1: statements 1, 2, 4; slot 0 is statement 4 ("daniel went back to the hallway").
-    assert_eq!(batch.story[(3 + 0) * 6], vocab.id("daniel") as i64);
+    // Row 1 (which starts 3 slots of 6 words in): statements 1, 2, 4; slot 0 is statement 4
+    // ("daniel went back to the hallway").
+    assert_eq!(batch.story[3 * 6], vocab.id("daniel") as i64);
     assert_eq!(batch.slots[1], [Some(2), Some(1), Some(0)]);
     assert_eq!(batch.n_memories, [2, 3, 1]);
     assert_eq!(batch.answer[2], vocab.id("garden") as i64);

@@ -57,6 +57,8 @@ pub struct ContractReaderConfig {
 }
 
 /// The encoder inside a [`ContractReader`].
+// One model per run, built once: boxing the large variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Encoder {
     /// A transformer stack.
@@ -211,7 +213,7 @@ impl ContractReader {
                 let mut x = with_positions(x);
                 let steps = u.depth.dims()[0];
                 for s in 0..steps {
-                    let step = u.depth.val().slice([s..s + 1]).unsqueeze::<3>();
+                    let step = u.depth.val().narrow(0, s, 1).unsqueeze::<3>();
                     x = u.layer.forward(x + step, Some(padding.clone()));
                 }
                 let dims = x.dims();

@@ -219,7 +219,7 @@ impl MemN2N {
         let words = embedding(self.embeddings[e].val(), batch.story.clone()).reshape([b, m, l, d]);
         let sentences = (words * batch.story_weights.clone()).sum_dim(2).reshape([b, m, d]);
         match t.and_then(|t| self.temporal.get(t)) {
-            Some(time) => sentences + time.val().slice([0..m]).unsqueeze_dim::<3>(0),
+            Some(time) => sentences + time.val().narrow(0, 0, m).unsqueeze_dim::<3>(0),
             None => sentences,
         }
     }

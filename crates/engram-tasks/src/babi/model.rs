@@ -140,6 +140,8 @@ impl ModelSpec {
 }
 
 /// A bAbI model.
+// One model per run, built once: boxing the large variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum BabiModel {
     /// End-to-end memory network.

@@ -78,7 +78,8 @@ impl ClassificationDataset {
         [Self::Trec, Self::Sst2, Self::Sst5, Self::Sst2Glue, Self::Sst2Phrases, Self::Mr];
 
     /// The names that [`FromStr`] accepts, for command lines.
-    pub const NAMES: [&'static str; 6] = ["trec", "sst2", "sst5", "sst2-glue", "sst2-phrases", "mr"];
+    pub const NAMES: [&'static str; 6] =
+        ["trec", "sst2", "sst5", "sst2-glue", "sst2-phrases", "mr"];
 
     /// The dataset's name, as [`FromStr`] accepts it.
     pub fn name(self) -> &'static str {
