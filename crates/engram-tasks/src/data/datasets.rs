@@ -241,7 +241,7 @@ mod tests {
         let error = "imdb".parse::<ClassificationDataset>().unwrap_err();
         assert_eq!(
             error.to_string(),
-            "unknown dataset \"imdb\"; expected one of trec, sst2, sst5, sst2-glue, mr"
+            "unknown dataset \"imdb\"; expected one of trec, sst2, sst5, sst2-glue, sst2-phrases, mr"
         );
     }
 
