@@ -309,7 +309,7 @@ impl Evaluation {
     }
 }
 
-/// Runs `model` (for inference: see [`AutodiffModule::valid`]) over `samples` in order.
+/// Runs `model` (for inference: see [`Module::valid`]) over `samples` in order.
 pub fn evaluate(model: &Classifier, samples: &[Sample], batcher: Batcher) -> Evaluation {
     let device: Device = model.output.weight.device();
     let loss_fn = CrossEntropy::new();
