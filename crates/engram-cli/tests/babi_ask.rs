@@ -1,38 +1,20 @@
 //! `engram train babi`, `eval babi` and `ask` end to end on a tiny fixture: these write model
 //! directories, so they run in a scratch folder of their own.
 
+mod common;
+
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+
+use common::{engram, stdout};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/babi")
 }
 
-fn engram(dir: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_engram"))
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the engram binary runs");
-    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
-    child.wait_with_output().expect("engram finishes")
-}
-
-fn stdout(output: &Output) -> String {
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stdout.clone()).expect("utf-8")
-}
-
 #[test]
 fn trains_evaluates_and_answers_with_attention() {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("babi-ask");
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch("babi-ask");
     let data = fixtures();
     let data = data.to_str().unwrap();
     let train = ["train", "babi", "--data", data, "--tasks", "1", "--epochs", "3"];
