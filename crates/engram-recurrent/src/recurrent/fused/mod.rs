@@ -128,7 +128,7 @@ pub(crate) fn supported(device: &Device) -> bool {
         #[cfg(feature = "flex")]
         Some(Which::Flex) => true,
         #[cfg(feature = "ndarray")]
-        Some(Which::Ndarray) => true,
+        Some(Which::NdArray) => true,
         _ => false,
     }
 }
