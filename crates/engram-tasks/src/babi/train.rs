@@ -38,9 +38,13 @@ pub struct BabiTrainConfig {
     pub sum_loss: bool,
     /// Global gradient-norm limit. Default: 40.
     pub max_grad_norm: f64,
-    /// MemN2N linear start: no memory softmax until the validation loss stops falling, at
-    /// `linear_start_lr`. Default: true (MemN2N).
+    /// MemN2N linear start: `linear_start_epochs` epochs without the memory softmax, at
+    /// `linear_start_lr`, before the `epochs` epochs with it. Default: true (MemN2N).
     pub linear_start: bool,
+    /// Epochs of linear start. Default: 20, as in the authors' code (the paper says "until the
+    /// validation loss stops falling"; stopping at its first rise left several tasks stuck).
+    #[serde(default = "default_linear_start_epochs")]
+    pub linear_start_epochs: usize,
     /// Learning rate during linear start. Default: 0.005.
     pub linear_start_lr: f64,
     /// Fraction of empty memories added to each training story. Default: 0.1 (MemN2N), 0.
@@ -49,6 +53,10 @@ pub struct BabiTrainConfig {
     pub runs: usize,
     /// Seed of the first run (run `r` uses `seed + r`).
     pub seed: u64,
+}
+
+fn default_linear_start_epochs() -> usize {
+    20
 }
 
 impl BabiTrainConfig {
@@ -69,6 +77,7 @@ impl BabiTrainConfig {
             sum_loss: memn2n,
             max_grad_norm: 40.0,
             linear_start: memn2n,
+            linear_start_epochs: default_linear_start_epochs(),
             linear_start_lr: 0.005,
             noise: if memn2n { 0.1 } else { 0.0 },
             runs: 1,
@@ -76,7 +85,16 @@ impl BabiTrainConfig {
         }
     }
 
-    /// The rate at `epoch` (0-based) after linear start.
+    /// Epochs of linear start for this model (none unless MemN2N with `linear_start`).
+    pub fn linear_epochs(&self) -> usize {
+        if self.linear_start && self.model.kind == ModelKind::Memn2n {
+            self.linear_start_epochs
+        } else {
+            0
+        }
+    }
+
+    /// The rate at `epoch` (0-based, counted after linear start).
     pub fn rate(&self, epoch: usize) -> f64 {
         match self.halve_every {
             0 => self.lr,
@@ -210,14 +228,14 @@ fn train_one(
     let mut model = config.model.init(vocab.len(), &ad);
     let mut optimizer = config.optimizer.init();
     let memory = config.model.memory_size;
-    let mut linear = config.linear_start && config.model.kind == ModelKind::Memn2n;
-    let mut best_linear_loss = f64::INFINITY;
+    let linear_epochs = config.linear_epochs();
     let mut kept: Option<(f64, BabiModel)> = None;
-    let mut history = Vec::with_capacity(config.epochs);
+    let mut history = Vec::with_capacity(linear_epochs + config.epochs);
     let mut order: Vec<usize> = (0..train.len()).collect();
     let loss_fn = CrossEntropy::new();
-    for epoch in 0..config.epochs {
-        let lr = if linear { config.linear_start_lr } else { config.rate(epoch) };
+    for epoch in 0..linear_epochs + config.epochs {
+        let linear = epoch < linear_epochs;
+        let lr = if linear { config.linear_start_lr } else { config.rate(epoch - linear_epochs) };
         order.shuffle(&mut rng);
         let mut total = 0.0f64;
         for chunk in order.chunks(config.batch_size) {
@@ -248,19 +266,13 @@ fn train_one(
         };
         on_epoch(&log);
         history.push(log);
-        if linear {
-            // Leave linear start once the validation loss stops falling.
-            if valid_loss >= best_linear_loss {
-                linear = false;
-            }
-            best_linear_loss = best_linear_loss.min(valid_loss);
-        } else if kept.as_ref().is_none_or(|(e, _)| valid_error <= *e) {
+        if !linear && kept.as_ref().is_none_or(|(e, _)| valid_error <= *e) {
             kept = Some((valid_error, inference));
         }
     }
     let (valid_error, model) = kept.unwrap_or_else(|| {
         let inference = model.valid();
-        let (e, _) = evaluate(&inference, valid, vocab, memory, linear, device);
+        let (e, _) = evaluate(&inference, valid, vocab, memory, false, device);
         (e, inference)
     });
     let (train_error, _) = evaluate(&model, train, vocab, memory, false, device);
