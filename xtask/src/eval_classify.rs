@@ -1,6 +1,10 @@
 //! `cargo xtask eval classify`: trains and evaluates the recipes in `recipes/classify/` on TREC,
-//! SST-2 and MR (10-fold cross-validation) through the release `engram train classify`, and
-//! writes the table into `docs/results.md` next to published numbers.
+//! SST-2 (trained on sentences, and on phrases as Kim did) and MR (10-fold cross-validation)
+//! through the release `engram train classify`, and writes the rows into the table of
+//! `docs/results.md` next to published numbers (rows of other datasets and models stay).
+//!
+//! The recipe of a model is `recipes/classify/<dataset>/<model>.json` where that file exists,
+//! else `recipes/classify/<model>.json`.
 
 use std::fs;
 use std::path::PathBuf;
@@ -14,9 +18,10 @@ use crate::json::Json;
 use crate::run::{self, cargo, workspace_root};
 
 /// Published test accuracies of models trained from scratch, for the table.
-const ANCHORS: [(&str, &str); 3] = [
+const ANCHORS: [(&str, &str); 4] = [
     ("trec", "Kim CNN-rand 91.2; C-LSTM 94.6"),
     ("sst2", "Kim CNN-rand 82.7; BiLSTM + GloVe 87.5"),
+    ("sst2-phrases", "Kim CNN-rand 82.7; BiLSTM + GloVe 87.5"),
     ("mr", "Kim CNN-rand 76.1"),
 ];
 const START: &str = "<!-- eval classify: start -->";
@@ -32,7 +37,7 @@ struct Options {
 fn parse(args: &[String], data: PathBuf) -> Result<Options> {
     let mut options = Options {
         data,
-        datasets: ["trec", "sst2", "mr"].map(String::from).to_vec(),
+        datasets: ["trec", "sst2", "sst2-phrases", "mr"].map(String::from).to_vec(),
         models: ["transformer", "bilstm"].map(String::from).to_vec(),
         folds: 10,
     };
@@ -55,7 +60,7 @@ fn parse(args: &[String], data: PathBuf) -> Result<Options> {
         }
     }
     for model in &options.models {
-        if !recipe(model).exists() {
+        if !recipe("", model).exists() {
             let known = "transformer, bilstm (files in recipes/classify/)";
             return Err(
                 UsageError(format!("eval classify: no recipe `{model}`; known: {known}")).into()
@@ -65,8 +70,12 @@ fn parse(args: &[String], data: PathBuf) -> Result<Options> {
     Ok(options)
 }
 
-fn recipe(model: &str) -> PathBuf {
-    workspace_root().join("recipes/classify").join(format!("{model}.json"))
+/// The recipe of `model` for `dataset`: the dataset's own if there is one, else the default.
+fn recipe(dataset: &str, model: &str) -> PathBuf {
+    let dir = workspace_root().join("recipes/classify");
+    let file = format!("{model}.json");
+    let own = dir.join(dataset).join(&file);
+    if !dataset.is_empty() && own.exists() { own } else { dir.join(file) }
 }
 
 /// One row of the results table.
@@ -103,7 +112,7 @@ pub fn classify(args: &[String], data: PathBuf) -> Result<()> {
                 cmd.args(["--json", "train", "classify", "--dataset", dataset, "--data"])
                     .arg(&options.data)
                     .arg("--config")
-                    .arg(recipe(model))
+                    .arg(recipe(dataset, model))
                     .arg("--out")
                     .arg(&dir);
                 if let (Some(n), Some(k)) = (folds, fold) {
@@ -133,9 +142,8 @@ pub fn classify(args: &[String], data: PathBuf) -> Result<()> {
             });
         }
     }
-    let table = table(&rows);
-    println!("\n{table}");
-    write_results(&table)
+    println!("\n{}", table(&rows));
+    write_results(&rows)
 }
 
 fn test_accuracy(cmd: &mut Command) -> Result<f64> {
@@ -156,34 +164,64 @@ fn test_accuracy(cmd: &mut Command) -> Result<f64> {
         .with_context(|| format!("`{line}`: no test.accuracy in the summary"))
 }
 
+const HEADER: &str = "| dataset | model | test accuracy (ours) | published (from scratch) | time | \
+                      command |\n|---|---|---|---|---|---|\n";
+
 fn table(rows: &[Row]) -> String {
-    let mut text = String::from(
-        "| dataset | model | test accuracy (ours) | published (from scratch) | time | command |\n\
-         |---|---|---|---|---|---|\n",
-    );
+    let mut text = String::from(HEADER);
     for row in rows {
-        let anchor = ANCHORS.iter().find(|(d, _)| *d == row.dataset).map_or("", |(_, a)| a);
-        let accuracy = match row.spread {
-            Some(sd) => format!("{:.1} ± {:.1}", 100.0 * row.accuracy, 100.0 * sd),
-            None => format!("{:.1}", 100.0 * row.accuracy),
-        };
-        text += &format!(
-            "| {} | {} | {accuracy} | {anchor} | {:.1} min | `{}` |\n",
-            row.dataset,
-            row.model,
-            row.seconds / 60.0,
-            row.command
-        );
+        text += &line(row);
     }
     text
 }
 
-/// Replaces the rows between the markers in docs/results.md (or appends a section).
-fn write_results(table: &str) -> Result<()> {
+fn line(row: &Row) -> String {
+    let anchor = ANCHORS.iter().find(|(d, _)| *d == row.dataset).map_or("", |(_, a)| a);
+    let accuracy = match row.spread {
+        Some(sd) => format!("{:.1} ± {:.1}", 100.0 * row.accuracy, 100.0 * sd),
+        None => format!("{:.1}", 100.0 * row.accuracy),
+    };
+    format!(
+        "| {} | {} | {accuracy} | {anchor} | {:.1} min | `{}` |\n",
+        row.dataset,
+        row.model,
+        row.seconds / 60.0,
+        row.command
+    )
+}
+
+/// The table between the markers of `text` with `rows` put in: a row replaces the line of the
+/// same dataset and model, or is added after the last line of its dataset, or at the end.
+fn merged(text: &str, rows: &[Row]) -> String {
+    let old = match (text.find(START), text.find(END)) {
+        (Some(start), Some(end)) if start < end => &text[start + START.len()..end],
+        _ => "",
+    };
+    let mut lines: Vec<String> = old
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| dataset |"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    for row in rows {
+        let key = format!("| {} | {} |", row.dataset, row.model);
+        let same_dataset = format!("| {} |", row.dataset);
+        if let Some(at) = lines.iter().position(|l| l.starts_with(&key)) {
+            lines[at] = line(row);
+        } else if let Some(at) = lines.iter().rposition(|l| l.starts_with(&same_dataset)) {
+            lines.insert(at + 1, line(row));
+        } else {
+            lines.push(line(row));
+        }
+    }
+    format!("{HEADER}{}", lines.concat())
+}
+
+/// Puts `rows` into the table between the markers in docs/results.md (or appends a section).
+fn write_results(rows: &[Row]) -> Result<()> {
     let path = workspace_root().join("docs/results.md");
     let text =
         fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    let block = format!("{START}\n{table}{END}");
+    let block = format!("{START}\n{}{END}", merged(&text, rows));
     let updated = match (text.find(START), text.find(END)) {
         (Some(start), Some(end)) if start < end => {
             format!("{}{block}{}", &text[..start], &text[end + END.len()..])
@@ -217,6 +255,28 @@ mod tests {
     }
 
     #[test]
+    fn new_rows_replace_their_line_and_keep_the_others() {
+        let row = |dataset: &str, model: &str, accuracy| Row {
+            dataset: dataset.into(),
+            model: model.into(),
+            accuracy,
+            spread: None,
+            seconds: 60.0,
+            command: "c".into(),
+        };
+        let doc = format!(
+            "x\n{START}\n{}{END}\ny\n",
+            table(&[row("trec", "bilstm", 0.9), row("mr", "bilstm", 0.7)])
+        );
+        let table = merged(&doc, &[row("trec", "bilstm", 0.93), row("trec", "gru", 0.91)]);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 5, "{table}");
+        assert!(lines[2].starts_with("| trec | bilstm | 93.0 |"), "{table}");
+        assert!(lines[3].starts_with("| trec | gru | 91.0 |"), "{table}");
+        assert!(lines[4].starts_with("| mr | bilstm | 70.0 |"), "{table}");
+    }
+
+    #[test]
     fn unknown_flags_and_recipes_are_usage_errors() {
         let err = parse(&["--bogus".into(), "1".into()], PathBuf::new()).err().unwrap();
         assert!(err.to_string().contains("unknown flag --bogus"));
@@ -227,7 +287,7 @@ mod tests {
     #[test]
     fn the_shipped_recipes_parse_as_json() {
         for model in ["transformer", "bilstm"] {
-            let text = fs::read_to_string(recipe(model)).unwrap();
+            let text = fs::read_to_string(recipe("", model)).unwrap();
             let json = Json::parse(&text).unwrap();
             assert!(json.path(&["model", "memory"]).is_some(), "{model}");
         }
