@@ -350,8 +350,10 @@ pub(crate) fn train(args: TrainArgs, backend: Option<&str>, json: bool) -> Resul
 #[derive(Debug, Args)]
 pub(crate) struct EvalArgs {
     /// Model directory written by `engram train classify`.
-    #[arg(long, value_name = "DIR")]
-    model: PathBuf,
+    // An `Option` that clap requires: `engram eval babi` lifts the requirement, and the derive
+    // then needs a value to build these arguments without it.
+    #[arg(long, value_name = "DIR", required = true)]
+    model: Option<PathBuf>,
     #[command(flatten)]
     data: DataArgs,
     /// Which split of a dataset (or of --demo) to evaluate: test or valid.
@@ -360,7 +362,8 @@ pub(crate) struct EvalArgs {
 }
 
 pub(crate) fn eval(args: EvalArgs, backend: Option<&str>, json: bool) -> Result<(), Failure> {
-    let classifier = load_model(&args.model, backend)?;
+    let model = args.model.as_deref().expect("clap requires --model without a subcommand");
+    let classifier = load_model(model, backend)?;
     let data = load_data(&args.data)?;
     let (examples, what) = if args.data.train.is_some() {
         let file = args.data.test.as_ref().or(args.data.train.as_ref());

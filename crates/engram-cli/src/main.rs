@@ -11,7 +11,7 @@ mod info;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 /// Memory mechanisms of language models, on burn.
 #[derive(Debug, Parser)]
@@ -39,11 +39,9 @@ enum Command {
     /// Train a model on a task.
     #[command(subcommand)]
     Train(TrainCommand),
-    /// Evaluate a trained classifier: accuracy, per-class precision, recall, F1 and the
-    /// confusion matrix.
-    Eval(classify::EvalArgs),
-    /// bAbI: per-task test error of a model from `engram train babi`.
-    EvalBabi(babi::EvalArgs),
+    /// Evaluate a trained classifier (accuracy, per-class precision, recall, F1 and the
+    /// confusion matrix), or a bAbI model with `engram eval babi`.
+    Eval(EvalCommand),
     /// Classify texts (one per line, from a file or stdin) with a trained classifier.
     Predict(classify::PredictArgs),
     /// Answer a question (stdin) about a story with a bAbI model and show where it looked.
@@ -56,6 +54,22 @@ enum TrainCommand {
     Classify(Box<classify::TrainArgs>),
     /// bAbI question answering: MemN2N or a reader on any memory, per task or joint.
     Babi(Box<babi::TrainArgs>),
+}
+
+/// `engram eval --model DIR ...` (a classifier) or `engram eval babi ...`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+struct EvalCommand {
+    #[command(subcommand)]
+    task: Option<EvalTask>,
+    #[command(flatten)]
+    classify: classify::EvalArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum EvalTask {
+    /// bAbI: per-task test error of a model from `engram train babi`.
+    Babi(babi::EvalArgs),
 }
 
 /// How a command failed, which decides the exit code.
@@ -78,8 +92,12 @@ fn main() -> ExitCode {
         Command::Train(TrainCommand::Babi(args)) => {
             babi::train(*args, cli.backend.as_deref(), cli.json)
         }
-        Command::Eval(args) => classify::eval(args, cli.backend.as_deref(), cli.json),
-        Command::EvalBabi(args) => babi::eval(args, cli.backend.as_deref(), cli.json),
+        Command::Eval(EvalCommand { task: Some(EvalTask::Babi(args)), .. }) => {
+            babi::eval(args, cli.backend.as_deref(), cli.json)
+        }
+        Command::Eval(EvalCommand { task: None, classify }) => {
+            classify::eval(classify, cli.backend.as_deref(), cli.json)
+        }
         Command::Ask(args) => babi::ask(args, cli.backend.as_deref(), cli.json),
         Command::Predict(args) => classify::predict(args, cli.backend.as_deref(), cli.json),
     };

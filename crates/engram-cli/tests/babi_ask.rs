@@ -25,7 +25,7 @@ fn trains_evaluates_and_answers_with_attention() {
             && dir.join("models/task-1/model.bpk").exists()
     );
 
-    let eval = ["--json", "eval-babi", "--model", "models", "--data", data, "--tasks", "1"];
+    let eval = ["--json", "eval", "babi", "--model", "models", "--data", data, "--tasks", "1"];
     let report: serde_json::Value =
         serde_json::from_str(stdout(&engram(&dir, &eval, "")).trim()).unwrap();
     assert_eq!(report["tasks"][0]["task"], 1);
