@@ -113,40 +113,36 @@ impl RecurrentCell {
     }
 
     /// The same as [`run`](RecurrentCell::run) without padding, as one fused operation with a
-    /// hand-written backward: the input projection is one matmul (time-major, so that each
-    /// step's rows are contiguous), the time loop and its backward are one autodiff node.
+    /// hand-written backward: the input projection, the time loop and all their gradients are
+    /// one autodiff node.
     fn run_fused(
         &self,
         input: Tensor<3>,
         state: CellState,
         reverse: bool,
     ) -> (Tensor<3>, CellState) {
-        let [batch, seq, d_input] = input.dims();
-        let (width, d_hidden) = (self.weight_ih.dims()[1], self.d_hidden());
-        let projected = input
-            .swap_dims(0, 1)
-            .reshape([seq * batch, d_input])
-            .matmul(self.weight_ih.val())
-            .add(self.bias_ih.val().unsqueeze::<2>())
-            .reshape([seq, batch, width]);
+        let [batch, seq, _] = input.dims();
+        let d_hidden = self.d_hidden();
         let c0 = match &state.cell {
             Some(c) => c.clone(),
             None => state.hidden.zeros_like(),
         };
+        // [batch · seq (+ batch), h]: batch-major hidden states, then (LSTM) the last cell.
         let y = super::fused::recurrent_sequence(
-            projected,
+            input,
             state.hidden,
             c0,
+            self.weight_ih.val(),
+            self.bias_ih.val(),
             self.weight_hh.val(),
             self.bias_hh.val(),
             self.kind,
             reverse,
         );
+        let output = y.clone().narrow(0, 0, batch * seq).reshape([batch, seq, d_hidden]);
         let last = if reverse { 0 } else { seq - 1 };
-        let hidden = y.clone().narrow(0, last, 1).reshape([batch, d_hidden]);
-        let cell =
-            self.kind.has_cell().then(|| y.clone().narrow(0, seq, 1).reshape([batch, d_hidden]));
-        let output = y.narrow(0, 0, seq).swap_dims(0, 1);
+        let hidden = output.clone().narrow(1, last, 1).reshape([batch, d_hidden]);
+        let cell = self.kind.has_cell().then(|| y.narrow(0, batch * seq, batch));
         (output, CellState { hidden, cell })
     }
 

@@ -16,6 +16,15 @@ pub(super) struct CellParams {
 }
 
 impl CellParams {
+    /// Weights given as host values, in the cell's layout.
+    pub(super) fn new(
+        kind: RecurrentKind,
+        d_hidden: usize,
+        [w_ih, b_ih, w_hh, b_hh]: [Vec<f64>; 4],
+    ) -> Self {
+        CellParams { kind, d_hidden, w_ih, w_hh, b_ih, b_hh }
+    }
+
     pub(super) fn of(cell: &RecurrentCell) -> Self {
         CellParams {
             kind: cell.kind,
@@ -36,7 +45,7 @@ impl CellParams {
     }
 
     /// One step of PyTorch's equations from `(h, c)`.
-    fn step(&self, x: &[f64], h: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    pub(super) fn step(&self, x: &[f64], h: &[f64], c: &[f64]) -> (Vec<f64>, Vec<f64>) {
         let n = self.d_hidden;
         let gx = Self::affine(x, &self.w_ih, &self.b_ih);
         let gh = Self::affine(h, &self.w_hh, &self.b_hh);

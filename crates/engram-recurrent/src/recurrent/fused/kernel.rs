@@ -1,19 +1,37 @@
-//! The whole time loop of one layer and direction on host buffers (f32, or f64 for checks), forward and backward
-//! (backpropagation through time), with gemm for the matrix products.
+//! The whole of one layer and direction on host buffers (f32, or f64 for checks), forward and
+//! backward (backpropagation through time), in the style of oneDNN's RNN primitive.
 //!
-//! Buffers are row-major and time-major: `p` is `[seq, batch, G·h]` (the input projection with
-//! its bias), every per-step slice is contiguous. The recurrent weight is `[h, G·h]`.
+//! A team of threads (see [`team`](super::team)) splits the hidden units: member `m` owns units
+//! `[j0, j1)` of every gate, packs its columns of `W_ih` and `W_hh` once per pass, and per step
+//! computes its gate pre-activations `x_t W_ih + h_{t-1} W_hh` for those units (register-tiled
+//! products, [`packed`](super::packed)), applies the gate functions and writes its part of
+//! `h_t`; one barrier per step publishes `h_t` to the others. The backward pass mirrors it:
+//! each member computes the gate gradients of its units, a barrier, then its units of
+//! `dh_{t-1} = dR_t W_hhᵀ`; after the loop the weight gradients are three large products
+//! (`dW_hh = H_prevᵀ dR`, `dW_ih = Xᵀ dP`, `dX = dP W_ihᵀ`) split by columns or rows.
+//!
+//! Buffers are row-major and batch-major, as burn holds them: `x` is `[batch, seq, d_in]`,
+//! every per-step `[batch, ·]` slice is a matrix with a row stride of `seq` rows, and the
+//! output is `[batch, seq, h]` followed (LSTM) by the last cell state `[batch, h]`.
+
+use std::ops::Range;
 
 use super::super::RecurrentKind;
+use super::packed::{Mat, NR, PackedB, Scratch, gemm_cols, mul_packed};
+use super::real::{Buf, Real, has_avx2_fma, sigmoid, vectorized};
+use super::team::{self, Shared, Team};
 
 /// Sizes of one run.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Dims {
     pub(crate) kind: RecurrentKind,
-    pub(crate) seq: usize,
     pub(crate) batch: usize,
+    pub(crate) seq: usize,
+    pub(crate) d_input: usize,
     pub(crate) hidden: usize,
     pub(crate) reverse: bool,
+    /// Threads in the team (at most one per hidden unit are used).
+    pub(crate) threads: usize,
 }
 
 impl Dims {
@@ -21,361 +39,545 @@ impl Dims {
         self.kind.n_gates() * self.hidden
     }
 
+    /// Rows of the output: `batch · seq` hidden states, then (LSTM) `batch` cell states.
+    pub(crate) fn out_rows(&self) -> usize {
+        self.batch * self.seq + if self.kind == RecurrentKind::Lstm { self.batch } else { 0 }
+    }
+
     /// The time index of the `k`-th step taken.
     fn time(&self, k: usize) -> usize {
         if self.reverse { self.seq - 1 - k } else { k }
     }
 
-    /// Width of the saved activations per row: LSTM `i, f, g, o`; GRU `r, z, n, W_hn h + b_hn`.
+    /// Values saved per position for the backward pass: LSTM `i, f, g, o, tanh c, c_prev`;
+    /// GRU `r, z, n, W_hn h + b_hn`; RNN `h`.
     fn saved_width(&self) -> usize {
-        match self.kind {
-            RecurrentKind::Lstm | RecurrentKind::Gru => 4 * self.hidden,
-            RecurrentKind::RnnTanh | RecurrentKind::RnnRelu => 0,
-        }
+        self.hidden
+            * match self.kind {
+                RecurrentKind::Lstm => 6,
+                RecurrentKind::Gru => 4,
+                RecurrentKind::RnnTanh | RecurrentKind::RnnRelu => 1,
+            }
+    }
+
+    /// Members of the team and the alignment of their shares of the hidden units.
+    fn team(&self) -> (usize, usize) {
+        let threads = self.threads.clamp(1, self.hidden.max(1));
+        let align = if self.hidden >= NR * threads { NR } else { 1 };
+        (threads, align)
     }
 }
 
-/// What the forward pass keeps for the backward pass, all in the order the steps were taken.
-#[derive(Clone, Debug)]
-pub(crate) struct Saved<T> {
-    /// `[seq + 1, batch, h]`: the initial state, then the hidden state after each step.
-    pub(crate) hs: Vec<T>,
-    /// `[seq + 1, batch, h]`: the same for an LSTM's cell; empty otherwise.
-    pub(crate) cs: Vec<T>,
-    /// `[seq, batch, saved_width]`: gate activations.
-    pub(crate) acts: Vec<T>,
+/// The weights of one run, in the layout of [`RecurrentCell`](super::super::RecurrentCell):
+/// `w_ih` `[d_in, G·h]`, `w_hh` `[h, G·h]`, biases `[G·h]`.
+#[derive(Clone, Copy)]
+pub(crate) struct Weights<'a, T> {
+    pub(crate) w_ih: &'a [T],
+    pub(crate) b_ih: &'a [T],
+    pub(crate) w_hh: &'a [T],
+    pub(crate) b_hh: &'a [T],
 }
 
-/// Runs the recurrence. Returns `[seq (+1 for an LSTM), batch, h]`: the hidden state at each
-/// time index, then (LSTM) the last cell state; and what the backward pass needs.
+/// What the forward pass keeps for the backward pass.
+#[derive(Clone, Debug)]
+pub(crate) struct Saved<T: Real> {
+    /// The input, `[batch, seq, d_in]`.
+    pub(crate) x: Vec<T>,
+    /// `[batch, seq, h]`: the hidden state each position started from.
+    hp: Buf<T>,
+    /// `[batch, seq, saved_width]`, see [`Dims::saved_width`].
+    acts: Buf<T>,
+}
+
+/// Runs the recurrence over `x` from `h0` (and `c0`, ignored unless LSTM). Returns the output
+/// (`[batch, seq, h]`, then the last cell state for an LSTM) and, if `save`, what
+/// [`backward`] needs.
+///
+/// # Panics
+/// If a buffer's length does not match `d`.
 pub(crate) fn forward<T: Real>(
     d: Dims,
-    p: &[T],
+    x: Vec<T>,
     h0: &[T],
     c0: &[T],
-    w_hh: &[T],
-    b_hh: &[T],
-) -> (Vec<T>, Saved<T>) {
-    let (bh, width) = (d.batch * d.hidden, d.width());
-    let lstm = d.kind == RecurrentKind::Lstm;
-    let mut hs = vec![T::ZERO; (d.seq + 1) * bh];
-    hs[..bh].copy_from_slice(h0);
-    let mut cs = if lstm { vec![T::ZERO; (d.seq + 1) * bh] } else { Vec::new() };
-    if lstm {
-        cs[..bh].copy_from_slice(c0);
-    }
+    w: Weights<T>,
+    save: bool,
+) -> (Vec<T>, Option<Saved<T>>) {
+    let (h, rows) = (d.hidden, d.batch * d.seq);
+    check_lengths(d, &x, h0, c0, w);
     let sw = d.saved_width();
-    let mut acts = vec![T::ZERO; d.seq * d.batch * sw];
-    let mut gates = vec![T::ZERO; d.batch * width];
-    let h = d.hidden;
-    for k in 0..d.seq {
-        let t = d.time(k);
-        for row in gates.chunks_exact_mut(width) {
-            row.copy_from_slice(b_hh);
+    let mut y = vec![T::ZERO; d.out_rows() * h];
+    let mut hp = Buf::zeros(if save { rows * h } else { 0 });
+    let mut acts = Buf::zeros(if save { rows * sw } else { 0 });
+    // The recurrent bias joins the input bias, except a GRU's b_hn, which r multiplies.
+    let mut b_x: Vec<T> = w.b_ih.iter().zip(w.b_hh).map(|(&a, &b)| a + b).collect();
+    let b_hn = if d.kind == RecurrentKind::Gru { &w.b_hh[2 * h..] } else { &[][..] };
+    if d.kind == RecurrentKind::Gru {
+        b_x[2 * h..].copy_from_slice(&w.b_ih[2 * h..]);
+    }
+    let (threads, align) = d.team();
+    let simd = T::IS_F32 && has_avx2_fma();
+    {
+        let out = Shared::new(&mut y);
+        let hp = Shared::new(hp.as_mut_slice());
+        let acts = Shared::new(acts.as_mut_slice());
+        let ctx = Forward { d, x: &x, h0, c0, w, b_x: &b_x, b_hn, out, hp, acts, save, simd };
+        team::run(threads, |member| ctx.member(member, member.share(h, align)));
+    }
+    (y, save.then_some(Saved { x, hp, acts }))
+}
+
+fn check_lengths<T>(d: Dims, x: &[T], h0: &[T], c0: &[T], w: Weights<T>) {
+    let (h, width) = (d.hidden, d.width());
+    let c0_len = if d.kind == RecurrentKind::Lstm { d.batch * h } else { c0.len() };
+    assert!(
+        x.len() == d.batch * d.seq * d.d_input
+            && h0.len() == d.batch * h
+            && c0.len() == c0_len
+            && w.w_ih.len() == d.d_input * width
+            && w.w_hh.len() == h * width
+            && w.b_ih.len() == width
+            && w.b_hh.len() == width,
+        "recurrent kernel: buffers do not match {d:?}"
+    );
+}
+
+/// Everything a member of the forward team reads or writes.
+struct Forward<'a, T: Real> {
+    d: Dims,
+    x: &'a [T],
+    h0: &'a [T],
+    c0: &'a [T],
+    w: Weights<'a, T>,
+    b_x: &'a [T],
+    b_hn: &'a [T],
+    out: Shared<'a, T>,
+    hp: Shared<'a, T>,
+    acts: Shared<'a, T>,
+    save: bool,
+    simd: bool,
+}
+
+impl<T: Real> Forward<'_, T> {
+    fn member(&self, team: Team, units: Range<usize>) {
+        let d = self.d;
+        let (h, width, g) = (d.hidden, d.width(), d.kind.n_gates());
+        let (j0, hu) = (units.start, units.len());
+        if hu == 0 {
+            // More members than hidden units: meet the others at every step, do nothing.
+            (0..d.seq).for_each(|_| team.sync());
+            return;
         }
-        let (done, rest) = hs.split_at_mut((k + 1) * bh);
-        let h_prev = &done[k * bh..];
-        matmul(&mut gates, h_prev, w_hh, [d.batch, h, width], Layout::Plain, true);
-        let h_next = &mut rest[..bh];
-        let p_t = &p[t * d.batch * width..][..d.batch * width];
-        let acts_k = &mut acts[k * d.batch * sw..][..d.batch * sw];
-        for b in 0..d.batch {
-            let g = &gates[b * width..][..width];
-            let x = &p_t[b * width..][..width];
-            let hp = &h_prev[b * h..][..h];
-            let hn = &mut h_next[b * h..][..h];
-            match d.kind {
-                RecurrentKind::RnnTanh => {
-                    for j in 0..h {
-                        hn[j] = (x[j] + g[j]).tanh();
+        let gw = g * hu;
+        // This member's columns of the gate blocks, gate by gate.
+        let col = |c: usize| (c / hu) * h + j0 + c % hu;
+        let w_ih = PackedB::pack(Mat::rows(self.w.w_ih, d.d_input, width), gw, col);
+        let w_hh = PackedB::pack(Mat::rows(self.w.w_hh, h, width), gw, col);
+        let gru = d.kind == RecurrentKind::Gru;
+        // Pre-activations from h (and, for a GRU, separately from x).
+        let mut gh = Buf::<T>::zeros(d.batch * gw);
+        let mut gx = Buf::<T>::zeros(if gru { d.batch * gw } else { 0 });
+        let mut c: Vec<T> = if d.kind == RecurrentKind::Lstm {
+            (0..d.batch).flat_map(|b| self.c0[b * h + j0..][..hu].iter().copied()).collect()
+        } else {
+            Vec::new()
+        };
+        let x_stride = d.seq * d.d_input;
+        for k in 0..d.seq {
+            let t = d.time(k);
+            {
+                let x_t = Mat::new(&self.x[t * d.d_input..], [d.batch, d.d_input], [x_stride, 1]);
+                let h_prev = if k == 0 {
+                    Mat::rows(self.h0, d.batch, h)
+                } else {
+                    let t_prev = d.time(k - 1);
+                    let len = self.out_len() - t_prev * h;
+                    // SAFETY: row t_prev of every sequence was written before the last barrier
+                    // and is not written again.
+                    unsafe {
+                        Mat::shared(self.out.ptr(t_prev * h), len, [d.batch, h], [d.seq * h, 1])
+                    }
+                };
+                let (gh_ptr, gx_ptr) =
+                    (gh.as_mut_slice().as_mut_ptr(), gx.as_mut_slice().as_mut_ptr());
+                // SAFETY: gh and gx are this member's own [batch, gw] buffers. A GRU keeps the
+                // input's part apart (r multiplies only the recurrent part of n).
+                unsafe {
+                    mul_packed(self.simd, x_t, &w_ih, if gru { gx_ptr } else { gh_ptr }, gw, false);
+                    mul_packed(self.simd, h_prev, &w_hh, gh_ptr, gw, !gru);
+                }
+                let (gh, gx) = (gh.as_slice(), gx.as_slice());
+                vectorized(self.simd, || {
+                    for b in 0..d.batch {
+                        let gx = if gru { &gx[b * gw..][..gw] } else { &[][..] };
+                        self.cells(k, b, j0..j0 + hu, &gh[b * gw..][..gw], gx, &mut c);
+                    }
+                });
+            }
+            team.sync();
+        }
+        if d.kind == RecurrentKind::Lstm {
+            for b in 0..d.batch {
+                // SAFETY: this member's units of the last-cell rows.
+                let last = unsafe { self.out.part_mut((d.batch * d.seq + b) * h + j0, hu) };
+                last.copy_from_slice(&c[b * hu..][..hu]);
+            }
+        }
+    }
+
+    fn out_len(&self) -> usize {
+        self.d.out_rows() * self.d.hidden
+    }
+
+    /// The gate functions for sequence `b` at step `k`, for `units`.
+    #[inline(always)]
+    fn cells(&self, k: usize, b: usize, units: Range<usize>, gh: &[T], gx: &[T], c: &mut [T]) {
+        let (j0, hu) = (units.start, units.len());
+        let d = self.d;
+        let h = d.hidden;
+        let t = d.time(k);
+        let row = b * d.seq + t;
+        fn block<T>(s: &[T], q: usize, hu: usize) -> &[T] {
+            &s[q * hu..][..hu]
+        }
+        let bias = |q: usize| &self.b_x[q * h + j0..][..hu];
+        // SAFETY: this member's units of position (b, t); no one else touches them.
+        let y = unsafe { self.out.part_mut(row * h + j0, hu) };
+        let sw = d.saved_width();
+        // SAFETY: as above, in the saved activations.
+        let acts = |q: usize| unsafe { self.acts.part_mut(row * sw + q * h + j0, hu) };
+        match d.kind {
+            RecurrentKind::RnnTanh | RecurrentKind::RnnRelu => {
+                let (pre, bias) = (block(gh, 0, hu), bias(0));
+                let relu = d.kind == RecurrentKind::RnnRelu;
+                for j in 0..hu {
+                    let v = pre[j] + bias[j];
+                    y[j] = if relu { v.relu() } else { v.tanh() };
+                }
+                if self.save {
+                    acts(0).copy_from_slice(y);
+                }
+            }
+            RecurrentKind::Lstm => {
+                let c = &mut c[b * hu..][..hu];
+                let (pi, pf, pg, po) =
+                    (block(gh, 0, hu), block(gh, 1, hu), block(gh, 2, hu), block(gh, 3, hu));
+                let (bi, bf, bg, bo) = (bias(0), bias(1), bias(2), bias(3));
+                if self.save {
+                    let (ai, af, ag, ao, atc, acp) =
+                        (acts(0), acts(1), acts(2), acts(3), acts(4), acts(5));
+                    for j in 0..hu {
+                        let i = sigmoid(pi[j] + bi[j]);
+                        let f = sigmoid(pf[j] + bf[j]);
+                        let g = (pg[j] + bg[j]).tanh();
+                        let o = sigmoid(po[j] + bo[j]);
+                        acp[j] = c[j];
+                        let cn = f * c[j] + i * g;
+                        let tc = cn.tanh();
+                        c[j] = cn;
+                        y[j] = o * tc;
+                        (ai[j], af[j], ag[j], ao[j], atc[j]) = (i, f, g, o, tc);
+                    }
+                } else {
+                    for j in 0..hu {
+                        let i = sigmoid(pi[j] + bi[j]);
+                        let f = sigmoid(pf[j] + bf[j]);
+                        let g = (pg[j] + bg[j]).tanh();
+                        let o = sigmoid(po[j] + bo[j]);
+                        let cn = f * c[j] + i * g;
+                        c[j] = cn;
+                        y[j] = o * cn.tanh();
                     }
                 }
-                RecurrentKind::RnnRelu => {
-                    for j in 0..h {
-                        hn[j] = (x[j] + g[j]).relu();
-                    }
-                }
-                RecurrentKind::Lstm => {
-                    let a = &mut acts_k[b * sw..][..sw];
-                    let (c_done, c_rest) = cs.split_at_mut((k + 1) * bh);
-                    let cp = &c_done[k * bh + b * h..][..h];
-                    let cn = &mut c_rest[b * h..][..h];
-                    for j in 0..h {
-                        let i = sigmoid(x[j] + g[j]);
-                        let f = sigmoid(x[h + j] + g[h + j]);
-                        let gg = (x[2 * h + j] + g[2 * h + j]).tanh();
-                        let o = sigmoid(x[3 * h + j] + g[3 * h + j]);
-                        let c = f * cp[j] + i * gg;
-                        cn[j] = c;
-                        hn[j] = o * c.tanh();
-                        (a[j], a[h + j], a[2 * h + j], a[3 * h + j]) = (i, f, gg, o);
-                    }
-                }
-                RecurrentKind::Gru => {
-                    let a = &mut acts_k[b * sw..][..sw];
-                    for j in 0..h {
-                        let r = sigmoid(x[j] + g[j]);
-                        let z = sigmoid(x[h + j] + g[h + j]);
-                        let n = (x[2 * h + j] + r * g[2 * h + j]).tanh();
-                        hn[j] = n + z * (hp[j] - n);
-                        (a[j], a[h + j], a[2 * h + j], a[3 * h + j]) = (r, z, n, g[2 * h + j]);
+            }
+            RecurrentKind::Gru => {
+                let h_prev: &[T] = if k == 0 {
+                    &self.h0[b * h + j0..][..hu]
+                } else {
+                    // SAFETY: this member's own units of the previous position, written by it.
+                    unsafe { self.out.part((b * d.seq + d.time(k - 1)) * h + j0, hu) }
+                };
+                let (hr, hz, hn) = (block(gh, 0, hu), block(gh, 1, hu), block(gh, 2, hu));
+                let (xr, xz, xn) = (block(gx, 0, hu), block(gx, 1, hu), block(gx, 2, hu));
+                let (br, bz, bn) = (bias(0), bias(1), bias(2));
+                let bhn = &self.b_hn[j0..][..hu];
+                let mut saved = self.save.then(|| (acts(0), acts(1), acts(2), acts(3)));
+                for j in 0..hu {
+                    let r = sigmoid(xr[j] + hr[j] + br[j]);
+                    let z = sigmoid(xz[j] + hz[j] + bz[j]);
+                    let rec = hn[j] + bhn[j];
+                    let n = (xn[j] + bn[j] + r * rec).tanh();
+                    y[j] = n + z * (h_prev[j] - n);
+                    if let Some((ar, az, an, ah)) = saved.as_mut() {
+                        (ar[j], az[j], an[j], ah[j]) = (r, z, n, rec);
                     }
                 }
             }
         }
+        if self.save {
+            // The state position (b, t) started from, for dW_hh after the backward loop.
+            // SAFETY: this member's units of position (b, t) of `hp`.
+            let hp = unsafe { self.hp.part_mut(row * h + j0, hu) };
+            if k == 0 {
+                hp.copy_from_slice(&self.h0[b * h + j0..][..hu]);
+            } else {
+                // SAFETY: this member's own units of the previous position, written by it.
+                let prev = unsafe { self.out.part((b * d.seq + d.time(k - 1)) * h + j0, hu) };
+                hp.copy_from_slice(prev);
+            }
+        }
     }
-    let mut out = vec![T::ZERO; (d.seq + usize::from(lstm)) * bh];
-    for k in 0..d.seq {
-        out[d.time(k) * bh..][..bh].copy_from_slice(&hs[(k + 1) * bh..][..bh]);
-    }
-    if lstm {
-        out[d.seq * bh..].copy_from_slice(&cs[d.seq * bh..]);
-    }
-    (out, Saved { hs, cs, acts })
 }
 
 /// Gradients of one run with respect to its inputs.
 pub(crate) struct Grads<T> {
-    /// `[seq, batch, G·h]`, time-major like `p`.
-    pub(crate) p: Vec<T>,
+    /// `[batch, seq, d_in]`; empty unless asked for.
+    pub(crate) x: Vec<T>,
     pub(crate) h0: Vec<T>,
-    /// Empty unless LSTM.
+    /// Zeros unless LSTM.
     pub(crate) c0: Vec<T>,
-    /// `[h, G·h]`.
+    pub(crate) w_ih: Vec<T>,
+    pub(crate) b_ih: Vec<T>,
     pub(crate) w_hh: Vec<T>,
     pub(crate) b_hh: Vec<T>,
 }
 
-/// Backpropagation through time: a reverse loop over the elementwise gate gradients and one
-/// `[batch, G·h] × [G·h, h]` product per step, then the weight gradient as one large product
-/// over all steps, `dW_hh = Σ_k h_{k-1}ᵀ dR_k`.
-///
-/// `dy` is the gradient of [`forward`]'s output (same layout).
-pub(crate) fn backward<T: Real>(d: Dims, saved: &Saved<T>, dy: &[T], w_hh: &[T]) -> Grads<T> {
-    let (h, bh, width) = (d.hidden, d.batch * d.hidden, d.width());
-    let lstm = d.kind == RecurrentKind::Lstm;
-    let sw = d.saved_width();
-    let mut dp = vec![T::ZERO; d.seq * d.batch * width];
-    // Gradients of the recurrent pre-activations, in step order (rows of dW_hh's product).
-    let mut dr = vec![T::ZERO; d.seq * d.batch * width];
-    let mut dh = vec![T::ZERO; bh];
-    let mut dh_next = vec![T::ZERO; bh];
-    let mut dc = if lstm { dy[d.seq * bh..].to_vec() } else { Vec::new() };
-    for k in (0..d.seq).rev() {
-        let t = d.time(k);
-        for (dh, (&y, &next)) in dh.iter_mut().zip(dy[t * bh..][..bh].iter().zip(&dh_next)) {
-            *dh = y + next;
-        }
-        let acts_k = &saved.acts[k * d.batch * sw..][..d.batch * sw];
-        let dr_k = &mut dr[k * d.batch * width..][..d.batch * width];
-        let dp_t = &mut dp[t * d.batch * width..][..d.batch * width];
-        for b in 0..d.batch {
-            let dhb = &dh[b * h..][..h];
-            let g = &mut dr_k[b * width..][..width];
-            let x = &mut dp_t[b * width..][..width];
-            let h_new = &saved.hs[(k + 1) * bh + b * h..][..h];
-            let h_prev = &saved.hs[k * bh + b * h..][..h];
-            match d.kind {
-                RecurrentKind::RnnTanh => {
-                    for j in 0..h {
-                        g[j] = dhb[j] * (T::ONE - h_new[j] * h_new[j]);
-                    }
-                    x.copy_from_slice(g);
-                }
-                RecurrentKind::RnnRelu => {
-                    for j in 0..h {
-                        g[j] = if h_new[j] > T::ZERO { dhb[j] } else { T::ZERO };
-                    }
-                    x.copy_from_slice(g);
-                }
-                RecurrentKind::Lstm => {
-                    let a = &acts_k[b * sw..][..sw];
-                    let c_new = &saved.cs[(k + 1) * bh + b * h..][..h];
-                    let c_prev = &saved.cs[k * bh + b * h..][..h];
-                    let dcb = &mut dc[b * h..][..h];
-                    for j in 0..h {
-                        let (i, f, gg, o) = (a[j], a[h + j], a[2 * h + j], a[3 * h + j]);
-                        let tc = c_new[j].tanh();
-                        let dcj = dcb[j] + dhb[j] * o * (T::ONE - tc * tc);
-                        g[j] = dcj * gg * i * (T::ONE - i);
-                        g[h + j] = dcj * c_prev[j] * f * (T::ONE - f);
-                        g[2 * h + j] = dcj * i * (T::ONE - gg * gg);
-                        g[3 * h + j] = dhb[j] * tc * o * (T::ONE - o);
-                        dcb[j] = dcj * f;
-                    }
-                    x.copy_from_slice(g);
-                }
-                RecurrentKind::Gru => {
-                    let a = &acts_k[b * sw..][..sw];
-                    for j in 0..h {
-                        let (r, z, n, hn) = (a[j], a[h + j], a[2 * h + j], a[3 * h + j]);
-                        let dn = dhb[j] * (T::ONE - z) * (T::ONE - n * n);
-                        let dz = dhb[j] * (h_prev[j] - n) * z * (T::ONE - z);
-                        let dr = dn * hn * r * (T::ONE - r);
-                        (x[j], x[h + j], x[2 * h + j]) = (dr, dz, dn);
-                        (g[j], g[h + j], g[2 * h + j]) = (dr, dz, dn * r);
-                    }
-                }
-            }
-        }
-        // dh_{k-1} = dR_k · W_hhᵀ (+ z ⊙ dh for a GRU).
-        if d.kind == RecurrentKind::Gru {
-            let a = acts_k;
-            for b in 0..d.batch {
-                for j in 0..h {
-                    dh_next[b * h + j] = dh[b * h + j] * a[b * sw + h + j];
-                }
-            }
-        }
-        let accumulate = d.kind == RecurrentKind::Gru;
-        matmul(&mut dh_next, dr_k, w_hh, [d.batch, width, h], Layout::RhsTransposed, accumulate);
-    }
-    // dW_hh = H_prevᵀ dR over every step at once: [h, seq·batch] × [seq·batch, G·h].
-    let mut dw = vec![T::ZERO; h * width];
-    let rows = d.seq * d.batch;
-    matmul(&mut dw, &saved.hs[..rows * h], &dr, [h, rows, width], Layout::LhsTransposed, false);
-    let mut db = vec![T::ZERO; width];
-    for row in dr.chunks_exact(width) {
-        for (db, &g) in db.iter_mut().zip(row) {
-            *db += g;
-        }
-    }
-    Grads { p: dp, h0: dh_next, c0: dc, w_hh: dw, b_hh: db }
-}
-
-/// `(1 + tanh(x / 2)) / 2`: the logistic function without overflow for any `x`.
-#[inline]
-fn sigmoid<T: Real>(x: T) -> T {
-    T::HALF + T::HALF * (T::HALF * x).tanh()
-}
-
-/// The element types the kernel runs in: f32, and f64 for gradient checks.
-pub(crate) trait Real:
-    Copy
-    + Default
-    + PartialOrd
-    + std::fmt::Debug
-    + Send
-    + Sync
-    + std::ops::Add<Output = Self>
-    + std::ops::Sub<Output = Self>
-    + std::ops::Mul<Output = Self>
-    + std::ops::AddAssign
-    + 'static
-{
-    const ZERO: Self;
-    const ONE: Self;
-    const HALF: Self;
-    fn tanh(self) -> Self;
-    fn relu(self) -> Self;
-}
-
-impl Real for f32 {
-    const ZERO: Self = 0.0;
-    const ONE: Self = 1.0;
-    const HALF: Self = 0.5;
-    /// Eigen's rational approximation (`ptanh_float`): a few ulp from `f32::tanh`, inlined
-    /// instead of a libm call, which took a quarter of the LSTM's time (perf, see
-    /// docs/benchmarks.md).
-    #[inline]
-    fn tanh(self) -> Self {
-        const BOUND: f32 = 7.905_311;
-        let x = self.clamp(-BOUND, BOUND);
-        let x2 = x * x;
-        let mut p = x2 * -2.760_768_6e-16 + 2.000_188e-13;
-        p = x2 * p + -8.604_672e-11;
-        p = x2 * p + 5.122_297e-8;
-        p = x2 * p + 1.485_722_4e-5;
-        p = x2 * p + 6.372_619_3e-4;
-        p = x2 * p + 4.893_524_6e-3;
-        let mut q = x2 * 1.198_258_4e-6 + 1.185_347e-4;
-        q = x2 * q + 2.268_434_6e-3;
-        q = x2 * q + 4.893_525e-3;
-        x * p / q
-    }
-    #[inline]
-    fn relu(self) -> Self {
-        self.max(0.0)
-    }
-}
-
-impl Real for f64 {
-    const ZERO: Self = 0.0;
-    const ONE: Self = 1.0;
-    const HALF: Self = 0.5;
-    #[inline]
-    fn tanh(self) -> Self {
-        f64::tanh(self)
-    }
-    #[inline]
-    fn relu(self) -> Self {
-        self.max(0.0)
-    }
-}
-
-/// How [`matmul`]'s operands are stored.
-#[derive(Clone, Copy)]
-enum Layout {
-    /// `lhs` is `[m, k]`, `rhs` is `[k, n]`.
-    Plain,
-    /// `lhs` is `[m, k]`, `rhs` is stored as `[n, k]`.
-    RhsTransposed,
-    /// `lhs` is stored as `[k, m]`, `rhs` is `[k, n]`.
-    LhsTransposed,
-}
-
-/// `dst[m, n] (+)= lhs · rhs` with gemm, row-major; transposes are strides, not copies.
-fn matmul<T: Real>(
-    dst: &mut [T],
-    lhs: &[T],
-    rhs: &[T],
-    [m, k, n]: [usize; 3],
-    layout: Layout,
-    accumulate: bool,
-) {
+/// Backpropagation through time. `dy` is the gradient of [`forward`]'s output (same layout);
+/// the input's gradient is computed only if `want_x`.
+pub(crate) fn backward<T: Real>(
+    d: Dims,
+    saved: &Saved<T>,
+    dy: &[T],
+    w: Weights<T>,
+    want_x: bool,
+) -> Grads<T> {
+    let (h, width, rows) = (d.hidden, d.width(), d.batch * d.seq);
     assert!(
-        dst.len() == m * n && lhs.len() == m * k && rhs.len() == k * n,
-        "recurrent kernel: matmul of [{m}, {k}] by [{k}, {n}] got buffers of {}, {} and {}",
-        lhs.len(),
-        rhs.len(),
-        dst.len()
+        dy.len() == d.out_rows() * h && saved.hp.as_slice().len() == rows * h,
+        "recurrent kernel: output gradient or saved state do not match {d:?}"
     );
-    let (m_, k_, n_) = (m as isize, k as isize, n as isize);
-    let (lhs_cs, lhs_rs) = match layout {
-        Layout::LhsTransposed => (m_, 1),
-        _ => (1, k_),
+    let gru = d.kind == RecurrentKind::Gru;
+    // Gradients of the pre-activations: dP (input side) and, for a GRU, dR (recurrent side,
+    // which differs in the n block: dn · r).
+    let mut dp = Buf::<T>::zeros(rows * width);
+    let mut dr = Buf::<T>::zeros(if gru { rows * width } else { 0 });
+    let mut dh = vec![T::ZERO; d.batch * h];
+    let mut dc = if d.kind == RecurrentKind::Lstm {
+        dy[rows * h..].to_vec()
+    } else {
+        vec![T::ZERO; d.batch * h]
     };
-    let (rhs_cs, rhs_rs) = match layout {
-        Layout::RhsTransposed => (k_, 1),
-        _ => (1, n_),
+    let mut grads = Grads {
+        x: vec![T::ZERO; if want_x { rows * d.d_input } else { 0 }],
+        h0: Vec::new(),
+        c0: Vec::new(),
+        w_ih: vec![T::ZERO; d.d_input * width],
+        b_ih: vec![T::ZERO; width],
+        w_hh: vec![T::ZERO; h * width],
+        b_hh: vec![T::ZERO; width],
     };
-    let _ = n_;
-    // Small products lose more to thread hand-off than they gain.
-    let parallelism =
-        if m * n * k >= 1 << 20 { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
-    // SAFETY: the assertion above checks that each buffer holds exactly the elements the sizes
-    // and strides address, and `dst` does not alias `lhs` or `rhs` (it is borrowed mutably).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            lhs.as_ptr(),
-            lhs_cs,
-            lhs_rs,
-            rhs.as_ptr(),
-            rhs_cs,
-            rhs_rs,
-            T::ONE,
-            T::ONE,
-            false,
-            false,
-            false,
-            parallelism,
-        );
+    let (threads, align) = d.team();
+    let simd = T::IS_F32 && has_avx2_fma();
+    {
+        let ctx = Backward {
+            d,
+            saved,
+            dy,
+            w,
+            dp: Shared::new(dp.as_mut_slice()),
+            dr: Shared::new(dr.as_mut_slice()),
+            dh: Shared::new(&mut dh),
+            dc: Shared::new(&mut dc),
+            gx: Shared::new(&mut grads.x),
+            gw_ih: Shared::new(&mut grads.w_ih),
+            gb_ih: Shared::new(&mut grads.b_ih),
+            gw_hh: Shared::new(&mut grads.w_hh),
+            gb_hh: Shared::new(&mut grads.b_hh),
+            want_x,
+            simd,
+        };
+        team::run(threads, |member| ctx.member(member, member.share(h, align)));
+    }
+    grads.h0 = dh;
+    grads.c0 = dc;
+    grads
+}
+
+/// Everything a member of the backward team reads or writes.
+struct Backward<'a, T: Real> {
+    d: Dims,
+    saved: &'a Saved<T>,
+    dy: &'a [T],
+    w: Weights<'a, T>,
+    dp: Shared<'a, T>,
+    dr: Shared<'a, T>,
+    dh: Shared<'a, T>,
+    dc: Shared<'a, T>,
+    gx: Shared<'a, T>,
+    gw_ih: Shared<'a, T>,
+    gb_ih: Shared<'a, T>,
+    gw_hh: Shared<'a, T>,
+    gb_hh: Shared<'a, T>,
+    want_x: bool,
+    simd: bool,
+}
+
+impl<T: Real> Backward<'_, T> {
+    fn member(&self, team: Team, units: Range<usize>) {
+        let d = self.d;
+        let (h, width, rows) = (d.hidden, d.width(), d.batch * d.seq);
+        let (j0, hu) = (units.start, units.len());
+        let gru = d.kind == RecurrentKind::Gru;
+        // W_hhᵀ `[G·h, h]`, this member's columns (hidden units).
+        let w_hh_t = PackedB::pack(Mat::rows(self.w.w_hh, h, width).t(), hu, |c| j0 + c);
+        let dr = if gru { &self.dr } else { &self.dp };
+        for k in (0..d.seq).rev() {
+            let t = d.time(k);
+            if hu > 0 {
+                vectorized(self.simd, || {
+                    for b in 0..d.batch {
+                        self.cells(b, t, j0, hu);
+                    }
+                });
+            }
+            team.sync();
+            if hu > 0 {
+                let len = rows * width - t * width;
+                // SAFETY: position t of every sequence was written before the barrier and is
+                // not written again; dh's units j0.. of every row are this member's.
+                unsafe {
+                    let dr_t =
+                        Mat::shared(dr.ptr(t * width), len, [d.batch, width], [d.seq * width, 1]);
+                    mul_packed(self.simd, dr_t, &w_hh_t, self.dh.ptr(j0), h, gru);
+                }
+            }
+        }
+        team.sync();
+        // The weight gradients over all positions at once, split by columns.
+        let mut scratch = Scratch::default();
+        let cols = team.share(width, NR);
+        // SAFETY: dp and dr are complete (barrier above) and no longer written; each member
+        // writes its own columns of the weight gradients and its own rows of dX.
+        unsafe {
+            let dp = self.dp.part(0, rows * width);
+            let dr = dr.part(0, rows * width);
+            let (dp_m, dr_m) = (Mat::rows(dp, rows, width), Mat::rows(dr, rows, width));
+            let hp = Mat::rows(self.saved.hp.as_slice(), rows, h);
+            let x = Mat::rows(&self.saved.x, rows, d.d_input);
+            let simd = self.simd;
+            gemm_cols(
+                simd,
+                hp.t(),
+                dr_m,
+                self.gw_hh.ptr(0),
+                width,
+                false,
+                cols.clone(),
+                &mut scratch,
+            );
+            gemm_cols(
+                simd,
+                x.t(),
+                dp_m,
+                self.gw_ih.ptr(0),
+                width,
+                false,
+                cols.clone(),
+                &mut scratch,
+            );
+            column_sums(dp, width, cols.clone(), self.gb_ih.part_mut(cols.start, cols.len()));
+            column_sums(dr, width, cols.clone(), self.gb_hh.part_mut(cols.start, cols.len()));
+            if self.want_x {
+                // dX = dP W_ihᵀ, split by rows so that each member packs only its part of dP.
+                let part = team.share(rows, 1);
+                let w_ih_t = Mat::rows(self.w.w_ih, d.d_input, width).t();
+                let gx = self.gx.ptr(part.start * d.d_input);
+                let d_in = d.d_input;
+                gemm_cols(
+                    simd,
+                    dp_m.row_range(part),
+                    w_ih_t,
+                    gx,
+                    d_in,
+                    false,
+                    0..d_in,
+                    &mut scratch,
+                );
+            }
+        }
+    }
+
+    /// The gate gradients of sequence `b` at time `t`, units `j0..j0 + hu`.
+    #[inline(always)]
+    fn cells(&self, b: usize, t: usize, j0: usize, hu: usize) {
+        let d = self.d;
+        let (h, width, sw) = (d.hidden, d.width(), d.saved_width());
+        let row = b * d.seq + t;
+        let acts = &self.saved.acts.as_slice()[row * sw..][..sw];
+        let act = |q: usize| &acts[q * h + j0..][..hu];
+        let dy = &self.dy[row * h + j0..][..hu];
+        // SAFETY: this member's units of row b of dh: no one else touches them.
+        let dh_next = unsafe { self.dh.part_mut(b * h + j0, hu) };
+        // SAFETY: this member's units of gate q at position (b, t): no one else touches them.
+        let dp = |q: usize| unsafe { self.dp.part_mut(row * width + q * h + j0, hu) };
+        match d.kind {
+            RecurrentKind::RnnTanh | RecurrentKind::RnnRelu => {
+                let (y, g) = (act(0), dp(0));
+                let relu = d.kind == RecurrentKind::RnnRelu;
+                for j in 0..hu {
+                    let dh = dy[j] + dh_next[j];
+                    g[j] = if relu {
+                        if y[j] > T::ZERO { dh } else { T::ZERO }
+                    } else {
+                        dh * (T::ONE - y[j] * y[j])
+                    };
+                }
+            }
+            RecurrentKind::Lstm => {
+                // SAFETY: this member's units of row b of dc.
+                let dc = unsafe { self.dc.part_mut(b * h + j0, hu) };
+                let (ai, af, ag, ao, atc, acp) = (act(0), act(1), act(2), act(3), act(4), act(5));
+                let (gi, gf, gg, go) = (dp(0), dp(1), dp(2), dp(3));
+                for j in 0..hu {
+                    let (i, f, g, o, tc) = (ai[j], af[j], ag[j], ao[j], atc[j]);
+                    let dh = dy[j] + dh_next[j];
+                    let dcj = dc[j] + dh * o * (T::ONE - tc * tc);
+                    gi[j] = dcj * g * i * (T::ONE - i);
+                    gf[j] = dcj * acp[j] * f * (T::ONE - f);
+                    gg[j] = dcj * i * (T::ONE - g * g);
+                    go[j] = dh * tc * o * (T::ONE - o);
+                    dc[j] = dcj * f;
+                }
+            }
+            RecurrentKind::Gru => {
+                let hp = &self.saved.hp.as_slice()[row * h + j0..][..hu];
+                let (ar, az, an, ah) = (act(0), act(1), act(2), act(3));
+                let (pr, pz, pn) = (dp(0), dp(1), dp(2));
+                // SAFETY: as dp, in dr.
+                let dr = |q: usize| unsafe { self.dr.part_mut(row * width + q * h + j0, hu) };
+                let (rr, rz, rn) = (dr(0), dr(1), dr(2));
+                for j in 0..hu {
+                    let (r, z, n, rec) = (ar[j], az[j], an[j], ah[j]);
+                    let dh = dy[j] + dh_next[j];
+                    let dn = dh * (T::ONE - z) * (T::ONE - n * n);
+                    let dz = dh * (hp[j] - n) * z * (T::ONE - z);
+                    let drr = dn * rec * r * (T::ONE - r);
+                    (pr[j], pz[j], pn[j]) = (drr, dz, dn);
+                    (rr[j], rz[j], rn[j]) = (drr, dz, dn * r);
+                    // The direct path h_{t-1} → h_t; the product through W_hh adds to it.
+                    dh_next[j] = dh * z;
+                }
+            }
+        }
+    }
+}
+
+/// `out[j] = Σ_i m[i, cols.start + j]` over the rows of a row-major `m` of `width` columns.
+fn column_sums<T: Real>(m: &[T], width: usize, cols: Range<usize>, out: &mut [T]) {
+    out.fill(T::ZERO);
+    for row in m.chunks_exact(width) {
+        for (o, &v) in out.iter_mut().zip(&row[cols.clone()]) {
+            *o += v;
+        }
     }
 }

@@ -2,10 +2,16 @@
 //! backward (backpropagation through time), through burn's backend-extension API.
 //!
 //! Autodiff sees one node per layer and direction instead of about fifteen per time step. The
-//! time loop runs on host buffers ([`kernel`]) with gemm, so it serves the CPU backends (flex,
-//! ndarray); other backends keep the composed path, whose gradients come from autodiff.
+//! operation takes the layer's input and all four parameters, so the input projection, the time
+//! loop and every gradient run in [`kernel`] on host buffers, with this module's own packed
+//! matrix products ([`packed`]) split over a team of threads ([`team`]); it serves the CPU
+//! backends (flex, ndarray). Other backends keep the composed path, whose gradients come from
+//! autodiff.
 
 mod kernel;
+mod packed;
+mod real;
+mod team;
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -18,17 +24,22 @@ use burn::backend::{
 use burn::tensor::{DType, Device, Tensor, TensorData, read_sync};
 
 use super::RecurrentKind;
-use kernel::{Dims, Real};
+use kernel::{Dims, Weights};
+use real::Real;
 
-/// The inputs of one layer and direction, time-major.
+/// The inputs of one layer and direction.
 #[derive(ExtensionType)]
 pub struct SequenceInputs<B: Backend> {
-    /// `[seq, batch, G·h]`: the input projection of every step, input bias included.
-    pub projected: FloatTensor<B>,
+    /// `[batch, seq, d_in]` input.
+    pub input: FloatTensor<B>,
     /// `[batch, h]` initial hidden state.
     pub h0: FloatTensor<B>,
     /// `[batch, h]` initial cell state (zeros, and unused, unless LSTM).
     pub c0: FloatTensor<B>,
+    /// `[d_in, G·h]` input weight.
+    pub weight_ih: FloatTensor<B>,
+    /// `[G·h]` input bias.
+    pub bias_ih: FloatTensor<B>,
     /// `[h, G·h]` recurrent weight.
     pub weight_hh: FloatTensor<B>,
     /// `[G·h]` recurrent bias.
@@ -38,8 +49,8 @@ pub struct SequenceInputs<B: Backend> {
 /// Backends with a fused recurrent layer.
 #[backend_extension(Autodiff, Flex: cfg(feature = "flex"), NdArray: cfg(feature = "ndarray"))]
 pub trait RecurrentBackend: Backend {
-    /// Runs the recurrence; returns `[seq (+1 for an LSTM), batch, h]`: the hidden state at
-    /// every time index, then (LSTM) the last cell state.
+    /// Runs the layer; returns `[batch · seq (+ batch for an LSTM), h]`: the hidden state at
+    /// every position, batch-major, then (LSTM) the last cell state.
     fn recurrent_sequence(
         #[extension_type] inputs: SequenceInputs<Self>,
         kind: RecurrentKind,
@@ -47,8 +58,8 @@ pub trait RecurrentBackend: Backend {
     ) -> FloatTensor<Self> {
         let host = Host::<Self>::read(inputs, kind, reverse);
         match host.dtype {
-            DType::F64 => host.forward::<f64>().0,
-            _ => host.forward::<f32>().0,
+            DType::F64 => host.forward::<f64>(false).0,
+            _ => host.forward::<f32>(false).0,
         }
     }
 }
@@ -65,32 +76,40 @@ impl<B: Backend + RecurrentBackend, C: CheckpointStrategy> RecurrentBackend for 
         kind: RecurrentKind,
         reverse: bool,
     ) -> FloatTensor<Self> {
-        let SequenceInputs { projected, h0, c0, weight_hh, bias_hh } = inputs;
-        let nodes = [projected.node(), h0.node(), c0.node(), weight_hh.node(), bias_hh.node()];
+        let SequenceInputs { input, h0, c0, weight_ih, bias_ih, weight_hh, bias_hh } = inputs;
+        let nodes = [
+            input.node(),
+            h0.node(),
+            c0.node(),
+            weight_ih.node(),
+            bias_ih.node(),
+            weight_hh.node(),
+            bias_hh.node(),
+        ];
         let inner = SequenceInputs::<B> {
-            projected: projected.into_primitive(),
+            input: input.into_primitive(),
             h0: h0.into_primitive(),
             c0: c0.into_primitive(),
+            weight_ih: weight_ih.into_primitive(),
+            bias_ih: bias_ih.into_primitive(),
             weight_hh: weight_hh.into_primitive(),
             bias_hh: bias_hh.into_primitive(),
         };
         match SequenceBackward.prepare::<C>(nodes).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
-                let weight = inner.weight_hh.clone();
                 let host = Host::<B>::read(inner, kind, reverse);
+                let (dims, device) = (host.dims, host.device.clone());
                 let (output, saved) = match host.dtype {
                     DType::F64 => {
-                        let (out, saved) = host.forward::<f64>();
-                        (out, SavedAny::F64(saved))
+                        let (out, saved) = host.forward::<f64>(true);
+                        (out, SavedAny::F64(saved.expect("the forward pass saved its state")))
                     }
                     _ => {
-                        let (out, saved) = host.forward::<f32>();
-                        (out, SavedAny::F32(saved))
+                        let (out, saved) = host.forward::<f32>(true);
+                        (out, SavedAny::F32(saved.expect("the forward pass saved its state")))
                     }
                 };
-                let state =
-                    State { dims: host.dims, saved, dtype: host.dtype, device: host.device };
-                prep.finish((state, weight), output)
+                prep.finish(State { dims, saved, device }, output)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::recurrent_sequence(inner, kind, reverse)),
         }
@@ -99,21 +118,26 @@ impl<B: Backend + RecurrentBackend, C: CheckpointStrategy> RecurrentBackend for 
 
 /// Runs one layer and direction through the fused operation.
 ///
-/// `projected` is `[seq, batch, G·h]` (time-major); returns `[seq (+1), batch, h]` as
+/// `input` is `[batch, seq, d_in]`; returns `[batch · seq (+ batch), h]` as
 /// [`RecurrentBackend::recurrent_sequence`] does.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn recurrent_sequence(
-    projected: Tensor<3>,
+    input: Tensor<3>,
     h0: Tensor<2>,
     c0: Tensor<2>,
+    weight_ih: Tensor<2>,
+    bias_ih: Tensor<1>,
     weight_hh: Tensor<2>,
     bias_hh: Tensor<1>,
     kind: RecurrentKind,
     reverse: bool,
-) -> Tensor<3> {
+) -> Tensor<2> {
     let inputs = SequenceInputs::<Dispatch> {
-        projected: projected.into_dispatch(),
+        input: input.into_dispatch(),
         h0: h0.into_dispatch(),
         c0: c0.into_dispatch(),
+        weight_ih: weight_ih.into_dispatch(),
+        bias_ih: bias_ih.into_dispatch(),
         weight_hh: weight_hh.into_dispatch(),
         bias_hh: bias_hh.into_dispatch(),
     };
@@ -133,9 +157,13 @@ pub(crate) fn supported(device: &Device) -> bool {
     }
 }
 
+/// Below this many multiply-adds per pass (`batch · seq · G·h · (d_in + h)`) one thread runs
+/// the layer: starting a second one and meeting it at every step costs more than it saves.
+const MIN_WORK_PER_THREAD: usize = 1 << 22;
+
 /// The inputs read into host memory, in the dtype they came in.
 struct Host<B: Backend> {
-    data: [TensorData; 5],
+    data: [TensorData; 7],
     dims: Dims,
     dtype: DType,
     device: B::Device,
@@ -143,22 +171,28 @@ struct Host<B: Backend> {
 
 impl<B: Backend> Host<B> {
     fn read(inputs: SequenceInputs<B>, kind: RecurrentKind, reverse: bool) -> Self {
-        let shape = inputs.projected.shape();
+        let [batch, seq, d_input] = inputs.input.shape().dims();
         let hidden = inputs.h0.shape()[1];
-        let dtype = inputs.projected.dtype();
-        let device = inputs.projected.device();
-        let SequenceInputs { projected, h0, c0, weight_hh, bias_hh } = inputs;
-        let data = [projected, h0, c0, weight_hh, bias_hh].map(read::<B>);
-        let dims = Dims { kind, seq: shape[0], batch: shape[1], hidden, reverse };
+        let dtype = inputs.input.dtype();
+        let device = inputs.input.device();
+        let SequenceInputs { input, h0, c0, weight_ih, bias_ih, weight_hh, bias_hh } = inputs;
+        let data = [input, h0, c0, weight_ih, bias_ih, weight_hh, bias_hh].map(read::<B>);
+        let work = batch * seq * kind.n_gates() * hidden * (d_input + hidden);
+        let threads = engram_tensor::cpu_threads().min(work / MIN_WORK_PER_THREAD).max(1);
+        let dims = Dims { kind, batch, seq, d_input, hidden, reverse, threads };
         Host { data, dims, dtype, device }
     }
 
-    fn forward<T: Real + burn::tensor::Element>(&self) -> (FloatTensor<B>, kernel::Saved<T>) {
-        let [p, h0, c0, w, b] = self.data.each_ref().map(values::<T>);
-        let (out, saved) = kernel::forward(self.dims, &p, &h0, &c0, &w, &b);
+    fn forward<T: Real + burn::tensor::Element>(
+        self,
+        save: bool,
+    ) -> (FloatTensor<B>, Option<Saved<T>>) {
+        let [x, h0, c0, w_ih, b_ih, w_hh, b_hh] = self.data.map(values::<T>);
+        let weights = Weights { w_ih: &w_ih, b_ih: &b_ih, w_hh: &w_hh, b_hh: &b_hh };
         let d = self.dims;
-        let rows = d.seq + usize::from(d.kind == RecurrentKind::Lstm);
-        (write::<B, T>(out, vec![rows, d.batch, d.hidden], &self.device), saved)
+        let (out, saved) = kernel::forward(d, x, &h0, &c0, weights, save);
+        let out = write::<B, T>(out, vec![d.out_rows(), d.hidden], &self.device);
+        (out, saved.map(|kernel| Saved { kernel, w_ih, w_hh }))
     }
 }
 
@@ -169,8 +203,9 @@ fn read<B: Backend>(tensor: FloatTensor<B>) -> TensorData {
     }
 }
 
-fn values<T: burn::tensor::Element>(data: &TensorData) -> Vec<T> {
-    match data.clone().convert::<T>().try_into_vec::<T>() {
+/// The values, reusing the allocation where the dtype already matches.
+fn values<T: burn::tensor::Element>(data: TensorData) -> Vec<T> {
+    match data.try_into_vec_as::<T>() {
         Ok(values) => values,
         Err(err) => panic!("recurrent_sequence: tensor data of an unexpected type: {err:?}"),
     }
@@ -187,49 +222,51 @@ fn write<B: Backend, T: burn::tensor::Element>(
 #[derive(Debug)]
 struct SequenceBackward;
 
+/// The forward pass's state and the two weights the backward pass multiplies by.
+#[derive(Clone, Debug)]
+struct Saved<T: Real> {
+    kernel: kernel::Saved<T>,
+    w_ih: Vec<T>,
+    w_hh: Vec<T>,
+}
+
 #[derive(Clone, Debug)]
 enum SavedAny {
-    F32(kernel::Saved<f32>),
-    F64(kernel::Saved<f64>),
+    F32(Saved<f32>),
+    F64(Saved<f64>),
 }
 
 #[derive(Clone, Debug)]
 struct State<B: Backend> {
     dims: Dims,
     saved: SavedAny,
-    dtype: DType,
     device: B::Device,
 }
 
-impl<B: Backend> Backward<B, 5> for SequenceBackward {
-    type State = (State<B>, FloatTensor<B>);
+impl<B: Backend> Backward<B, 7> for SequenceBackward {
+    type State = State<B>;
 
     fn backward(
         self,
-        ops: Ops<Self::State, 5>,
+        ops: Ops<Self::State, 7>,
         grads: &mut Gradients,
         _checkpointer: &mut Checkpointer,
     ) {
         let grad = grads.consume::<B>(&ops.node);
-        let (state, weight_hh) = ops.state;
+        let state = ops.state;
         let dy = read::<B>(grad);
-        let w = read::<B>(weight_hh);
-        let d = state.dims;
-        let width = d.width();
-        let shapes = [
-            vec![d.seq, d.batch, width],
-            vec![d.batch, d.hidden],
-            vec![d.batch, d.hidden],
-            vec![d.hidden, width],
-            vec![width],
-        ];
-        let results: [FloatTensor<B>; 5] = match &state.saved {
-            SavedAny::F32(saved) => gradients::<B, f32>(d, saved, &dy, &w, shapes, &state.device),
-            SavedAny::F64(saved) => gradients::<B, f64>(d, saved, &dy, &w, shapes, &state.device),
+        // The input's gradient costs a third of the weight gradients' work: only when asked.
+        let want_x = ops.parents[0].is_some();
+        let results: [Option<FloatTensor<B>>; 7] = match state.saved {
+            SavedAny::F32(saved) => {
+                gradients::<B, f32>(state.dims, saved, dy, want_x, &state.device)
+            }
+            SavedAny::F64(saved) => {
+                gradients::<B, f64>(state.dims, saved, dy, want_x, &state.device)
+            }
         };
-        let _ = state.dtype;
         for (parent, grad) in ops.parents.into_iter().zip(results) {
-            if let Some(node) = parent {
+            if let (Some(node), Some(grad)) = (parent, grad) {
                 grads.register::<B>(node.id, grad);
             }
         }
@@ -238,21 +275,23 @@ impl<B: Backend> Backward<B, 5> for SequenceBackward {
 
 fn gradients<B: Backend, T: Real + burn::tensor::Element>(
     d: Dims,
-    saved: &kernel::Saved<T>,
-    dy: &TensorData,
-    w: &TensorData,
-    shapes: [Vec<usize>; 5],
+    saved: Saved<T>,
+    dy: TensorData,
+    want_x: bool,
     device: &B::Device,
-) -> [FloatTensor<B>; 5] {
-    let g = kernel::backward(d, saved, &values::<T>(dy), &values::<T>(w));
-    let c0 = if g.c0.is_empty() { vec![T::ZERO; d.batch * d.hidden] } else { g.c0 };
-    let [sp, sh, sc, sw, sb] = shapes;
+) -> [Option<FloatTensor<B>>; 7] {
+    let weights = Weights { w_ih: &saved.w_ih, b_ih: &[], w_hh: &saved.w_hh, b_hh: &[] };
+    let g = kernel::backward(d, &saved.kernel, &values::<T>(dy), weights, want_x);
+    let (h, width) = (d.hidden, d.width());
+    let x = want_x.then(|| write::<B, T>(g.x, vec![d.batch, d.seq, d.d_input], device));
     [
-        write::<B, T>(g.p, sp, device),
-        write::<B, T>(g.h0, sh, device),
-        write::<B, T>(c0, sc, device),
-        write::<B, T>(g.w_hh, sw, device),
-        write::<B, T>(g.b_hh, sb, device),
+        x,
+        Some(write::<B, T>(g.h0, vec![d.batch, h], device)),
+        Some(write::<B, T>(g.c0, vec![d.batch, h], device)),
+        Some(write::<B, T>(g.w_ih, vec![d.d_input, width], device)),
+        Some(write::<B, T>(g.b_ih, vec![width], device)),
+        Some(write::<B, T>(g.w_hh, vec![h, width], device)),
+        Some(write::<B, T>(g.b_hh, vec![width], device)),
     ]
 }
 

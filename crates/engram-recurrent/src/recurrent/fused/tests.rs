@@ -93,3 +93,126 @@ fn fused_gradients_match_finite_differences() {
         assert!(report.is_ok(), "{kind:?}: {report}");
     }
 }
+
+/// The kernel on its own, f32 with one to three threads and f64, against the plain-f64
+/// reference (`recurrent/reference.rs`) on sizes that are multiples of neither the register
+/// tile (6 × 16) nor the thread count: outputs, and gradients against central differences of
+/// the reference along random directions.
+#[test]
+fn kernel_matches_a_plain_f64_reference_on_odd_sizes() {
+    use super::kernel::{self, Dims, Weights};
+    use crate::recurrent::reference::CellParams;
+
+    let (batch, seq, d_input, hidden) = (7, 5, 11, 19);
+    for kind in KINDS {
+        for reverse in [false, true] {
+            let width = kind.n_gates() * hidden;
+            let lstm = kind == RecurrentKind::Lstm;
+            let sizes = [
+                batch * seq * d_input,
+                batch * hidden,
+                batch * hidden,
+                d_input * width,
+                width,
+                hidden * width,
+                width,
+            ];
+            let inputs: Vec<Vec<f64>> =
+                sizes.iter().enumerate().map(|(i, &n)| values(40 + i as u64, n)).collect();
+            let out_rows = batch * seq + if lstm { batch } else { 0 };
+            let dy = values(50, out_rows * hidden);
+            // The reference, one sequence at a time.
+            let run = |inputs: &[Vec<f64>]| -> Vec<f64> {
+                let [x, h0, c0, w_ih, b_ih, w_hh, b_hh] = inputs else { unreachable!() };
+                let params = CellParams::new(
+                    kind,
+                    hidden,
+                    [w_ih.clone(), b_ih.clone(), w_hh.clone(), b_hh.clone()],
+                );
+                let mut out = vec![0.0; out_rows * hidden];
+                for b in 0..batch {
+                    let mut h = h0[b * hidden..][..hidden].to_vec();
+                    let mut c = c0[b * hidden..][..hidden].to_vec();
+                    for k in 0..seq {
+                        let t = if reverse { seq - 1 - k } else { k };
+                        let (h_new, c_new) =
+                            params.step(&x[(b * seq + t) * d_input..][..d_input], &h, &c);
+                        out[(b * seq + t) * hidden..][..hidden].copy_from_slice(&h_new);
+                        h = h_new;
+                        if lstm {
+                            c = c_new;
+                        }
+                    }
+                    if lstm {
+                        out[(batch * seq + b) * hidden..][..hidden].copy_from_slice(&c);
+                    }
+                }
+                out
+            };
+            let loss = |inputs: &[Vec<f64>]| -> f64 {
+                run(inputs).iter().zip(&dy).map(|(y, d)| y * d).sum()
+            };
+            let want = run(&inputs);
+            // Directional derivatives of the loss, two random directions per input.
+            let eps = 1e-6;
+            let mut directions = Vec::new();
+            for (i, input) in inputs.iter().enumerate() {
+                if i == 2 && !lstm {
+                    continue;
+                }
+                for r in 0..2 {
+                    let v = values(60 + 2 * i as u64 + r, input.len());
+                    let shifted = |sign: f64| {
+                        let mut moved = inputs.clone();
+                        for (p, dv) in moved[i].iter_mut().zip(&v) {
+                            *p += sign * eps * dv;
+                        }
+                        loss(&moved)
+                    };
+                    let fd = (shifted(1.0) - shifted(-1.0)) / (2.0 * eps);
+                    directions.push((i, v, fd));
+                }
+            }
+            let check = |got_y: &[f64], grads: [&[f64]; 7], tol: f64, what: &str| {
+                for (j, (g, w)) in got_y.iter().zip(&want).enumerate() {
+                    assert!((g - w).abs() <= tol, "{kind:?} {what}: output {j}: {g} vs {w}");
+                }
+                for (i, v, fd) in &directions {
+                    let dot: f64 = grads[*i].iter().zip(v).map(|(g, v)| g * v).sum();
+                    assert!(
+                        (dot - fd).abs() <= tol * 10.0 * (1.0 + fd.abs()),
+                        "{kind:?} {what}: gradient of input {i} along a direction: {dot} vs {fd}"
+                    );
+                }
+            };
+            for threads in [1, 2, 3] {
+                let d = Dims { kind, batch, seq, d_input, hidden, reverse, threads };
+                let f32s: Vec<Vec<f32>> =
+                    inputs.iter().map(|v| v.iter().map(|&x| x as f32).collect()).collect();
+                let w = Weights { w_ih: &f32s[3], b_ih: &f32s[4], w_hh: &f32s[5], b_hh: &f32s[6] };
+                let (y, saved) = kernel::forward(d, f32s[0].clone(), &f32s[1], &f32s[2], w, true);
+                let saved = saved.expect("saved");
+                let dy32: Vec<f32> = dy.iter().map(|&v| v as f32).collect();
+                let g = kernel::backward(d, &saved, &dy32, w, true);
+                let c0 = if lstm { g.c0.clone() } else { vec![0.0; batch * hidden] };
+                let to64 = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
+                let parts = [&g.x, &g.h0, &c0, &g.w_ih, &g.b_ih, &g.w_hh, &g.b_hh].map(|v| to64(v));
+                let grads = [0, 1, 2, 3, 4, 5, 6].map(|i| parts[i].as_slice());
+                check(
+                    &to64(&y),
+                    grads,
+                    1e-5,
+                    &format!("f32, {threads} threads, reverse {reverse}"),
+                );
+            }
+            let d = Dims { kind, batch, seq, d_input, hidden, reverse, threads: 2 };
+            let w =
+                Weights { w_ih: &inputs[3], b_ih: &inputs[4], w_hh: &inputs[5], b_hh: &inputs[6] };
+            let (y, saved) = kernel::forward(d, inputs[0].clone(), &inputs[1], &inputs[2], w, true);
+            let g = kernel::backward(d, &saved.expect("saved"), &dy, w, true);
+            let c0 = if lstm { g.c0.clone() } else { vec![0.0; batch * hidden] };
+            let grads = [&g.x[..], &g.h0, &c0, &g.w_ih, &g.b_ih, &g.w_hh, &g.b_hh];
+            check(&y, grads, 1e-7, &format!("f64, reverse {reverse}"));
+        }
+    }
+}
