@@ -5,7 +5,7 @@ use burn::module::Module;
 use burn::tensor::{Bool, Int, Tensor, TensorData};
 use engram_tensor::{Encoded, SequenceMemory, StreamingMemory};
 
-use super::KvCache;
+use super::{KvCache, bool_values, int_tensor};
 use crate::mha::{MultiHeadAttention, MultiHeadAttentionConfig};
 use crate::position::alibi_slopes;
 use crate::sdpa::{AttentionMask, Positions, attention};
@@ -66,6 +66,10 @@ impl CausalSelfAttention {
 
     /// Attends from a chunk to itself and the cache, and returns the grown cache.
     ///
+    /// A chunk of one position (a decoding step) attends with a `[batch, capacity]` key mask
+    /// built on the host from the cache's bookkeeping; longer chunks pass per-row positions to
+    /// the causal and window masks. A padding mask, when given, is read to the host.
+    ///
     /// # Shapes
     /// - `input`: `[batch, s, d_model]`; `padding`: `[batch, s]`, `true` at padding (rows are
     ///   right-padded); output: `[batch, s, d_model]`, zero at padding.
@@ -88,22 +92,41 @@ impl CausalSelfAttention {
                 padding.dims()
             );
         }
-        let positions = cache.next_positions(s);
+        let padded = padding.clone().map(bool_values);
+        let query_positions = cache.next_positions_host(s);
+        let device = input.device();
+        // Position tensors only where something reads them: rotary embeddings, ALiBi, and the
+        // masks of a chunk longer than one.
+        let positions = (mha.rope.is_some() || self.alibi || s > 1)
+            .then(|| int_tensor(query_positions.clone(), [batch, s], &device));
         let (q, k, v) = mha.project_self(input);
-        let q = mha.rotate(q, &positions);
-        let k = mha.rotate(k, &positions);
-        let (cache, slots) = cache.append_slots(k, v, padding.clone(), positions.clone());
-        let bias =
-            self.alibi.then(|| alibi_from_positions(mha.n_heads, &positions, &slots.positions));
-        let mut mask = AttentionMask::none()
-            .with_causal(true)
-            .with_key_padding(slots.padding)
-            .with_positions(Positions::PerRow { query: positions, key: slots.positions });
-        if let Some(window) = self.window {
-            mask = mask.with_window(window);
-        }
-        let out =
-            attention(q, slots.keys.clone(), slots.values.clone(), &mask, bias, mha.options(false));
+        let (q, k) = match &positions {
+            Some(positions) => (mha.rotate(q, positions), mha.rotate(k, positions)),
+            None => (q, k),
+        };
+        let cache = cache.push(k, v, padded.as_deref(), &query_positions);
+        let (keys, values) = cache.buffers();
+        let key_positions = (self.alibi || s > 1).then(|| cache.key_positions());
+        let mask = match (&positions, &key_positions) {
+            (Some(query), Some((key, hidden))) if s > 1 => {
+                let mask = AttentionMask::none()
+                    .with_causal(true)
+                    .with_key_padding(hidden.clone())
+                    .with_positions(Positions::PerRow { query: query.clone(), key: key.clone() });
+                match self.window {
+                    Some(window) => mask.with_window(window),
+                    None => mask,
+                }
+            }
+            _ => AttentionMask::none().with_key_padding(cache.step_mask(&query_positions)),
+        };
+        let bias = match (&positions, &key_positions) {
+            (Some(query), Some((key, _))) if self.alibi => {
+                Some(alibi_from_positions(mha.n_heads, query, key))
+            }
+            _ => None,
+        };
+        let out = attention(q, keys, values, &mask, bias, mha.options(false));
         let output = mha.merge_heads(out.output, batch, s);
         let output = match padding {
             Some(padding) => {

@@ -49,7 +49,7 @@ fn encoding_matches_causal_multi_head_attention() {
     let got = layer.encode(input, None);
     assert_close(got.output, &to_f64(expected.output), Tolerance::F32);
     assert_eq!(got.state.len_slots(), 5);
-    assert_eq!(ints(got.state.lengths), [5, 5]);
+    assert_eq!(got.state.lengths(), [5, 5]);
 }
 
 #[test]
@@ -70,7 +70,7 @@ fn padded_positions_do_not_advance_lengths() {
     let (input, _) = tensor::<3>(25, [2, 3, 8]);
     let padding = padding_mask(&[3, 1], 3, &test_device());
     let state = layer.encode(input, Some(padding)).state;
-    assert_eq!(ints(state.lengths.clone()), [3, 1]);
+    assert_eq!(state.lengths(), [3, 1]);
     assert_eq!(ints(state.next_positions(2).reshape([4])), [3, 4, 1, 2]);
 }
 
@@ -82,7 +82,7 @@ fn truncate_and_reset_rewind_the_cache() {
     let state = layer.encode(input.clone(), Some(padding)).state;
     let truncated = state.clone().truncate(3);
     assert_eq!(truncated.len_slots(), 3);
-    assert_eq!(ints(truncated.lengths), [3, 2]);
+    assert_eq!(truncated.lengths(), [3, 2]);
     // Continuing after truncation to the first 2 slots equals encoding the first 2 tokens.
     let prefix = layer.encode(input.clone().narrow(1, 0, 2), None).state;
     let next = input.narrow(1, 2, 1).squeeze_dim::<2>(1);
@@ -91,7 +91,7 @@ fn truncate_and_reset_rewind_the_cache() {
     assert_close(a, &to_f64(b), Tolerance::F32);
     let reset = state.reset();
     assert_eq!(reset.len_slots(), 0);
-    assert_eq!(ints(reset.lengths), [0, 0]);
+    assert_eq!(reset.lengths(), [0, 0]);
 }
 
 #[test]
@@ -100,7 +100,7 @@ fn detach_keeps_values() {
     let (input, _) = tensor::<3>(27, [1, 2, 8]);
     let state = layer.encode(input, None).state;
     let detached = state.clone().detach();
-    let keys = |c: &KvCache| to_f64(c.slots.as_ref().map(|s| s.keys.clone()).expect("slots"));
+    let keys = |c: &KvCache| to_f64(c.slots().map(|s| s.keys).expect("slots"));
     assert_eq!(keys(&state), keys(&detached));
 }
 
@@ -225,4 +225,100 @@ fn alibi_encoding_matches_attention_with_the_papers_bias() {
     let plain = layer.attention.forward(MhaInput::self_attention(input).causal()).output;
     let gap = to_f64(got).iter().zip(to_f64(plain)).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
     assert!(gap > 1e-3, "ALiBi changed nothing (max gap {gap})");
+}
+
+/// Steps `input` (`[batch, seq, d]`) one position at a time from `state`, returning every
+/// step's output (`[batch, seq, d]`), the final state and the capacity after each step.
+fn step_through(
+    layer: &CausalSelfAttention,
+    input: Tensor<3>,
+    state: Option<KvCache>,
+) -> (Tensor<3>, KvCache, Vec<usize>) {
+    let [batch, seq, d] = input.dims();
+    let mut state = state.unwrap_or_else(|| layer.empty_cache(batch, &test_device()));
+    let mut outputs = Vec::with_capacity(seq);
+    let mut capacities = Vec::with_capacity(seq);
+    for i in 0..seq {
+        let token = input.clone().narrow(1, i, 1).reshape([batch, d]);
+        let stepped = layer.step(token, None, Some(state));
+        outputs.push(stepped.output.reshape([batch, 1, d]));
+        state = stepped.state;
+        capacities.push(state.capacity());
+    }
+    (Tensor::cat(outputs, 1), state, capacities)
+}
+
+#[test]
+fn capacity_grows_geometrically_and_steps_match_the_full_forward() {
+    let layer = layer(None, 1);
+    let (input, _) = tensor::<3>(40, [2, 70, 8]);
+    let expected = layer.encode(input.clone(), None).output;
+    let (got, state, capacities) = step_through(&layer, input, None);
+    assert_close(got, &to_f64(expected), Tolerance::F32);
+    assert_eq!(state.len_slots(), 70);
+    assert_eq!(state.lengths(), [70, 70]);
+    // Each reallocation at least doubles the slots held, so 70 steps reallocate a handful of
+    // times, not 70.
+    let mut grown: Vec<usize> = capacities.clone();
+    grown.dedup();
+    assert!(grown.len() <= 8, "capacities {grown:?}");
+    for (i, &c) in capacities.iter().enumerate() {
+        assert!(c > i, "capacity {c} after {} steps", i + 1);
+    }
+}
+
+#[test]
+fn truncate_after_growth_continues_like_the_prefix() {
+    let layer = layer(None, 2);
+    let (input, _) = tensor::<3>(41, [2, 41, 8]);
+    let (_, state, _) = step_through(&layer, input.clone().narrow(1, 0, 40), None);
+    let capacity = state.capacity();
+    let truncated = state.truncate(25);
+    assert_eq!(truncated.capacity(), capacity);
+    assert_eq!(truncated.len_slots(), 25);
+    assert_eq!(truncated.lengths(), [25, 25]);
+    // Writing over the truncated slots gives what a fresh cache of the first 25 tokens gives.
+    let tail = input.clone().narrow(1, 25, 16);
+    let (a, _, _) = step_through(&layer, tail.clone(), Some(truncated));
+    let prefix = layer.encode(input.narrow(1, 0, 25), None).state;
+    let (b, _, _) = step_through(&layer, tail, Some(prefix));
+    assert_close(a, &to_f64(b), Tolerance::F32);
+}
+
+#[test]
+fn reserve_allocates_once() {
+    let layer = layer(None, 2);
+    let (input, _) = tensor::<3>(42, [1, 30, 8]);
+    let state = layer.empty_cache(1, &test_device()).reserve(30);
+    let (_, state, capacities) = step_through(&layer, input, Some(state));
+    assert!(capacities.iter().all(|&c| c == 30), "capacities {capacities:?}");
+    assert_eq!(state.reset().capacity(), 30);
+}
+
+#[test]
+fn a_windowed_cache_stays_bounded() {
+    let layer = layer(Some(4), 2);
+    let (input, _) = tensor::<3>(43, [2, 120, 8]);
+    let padding = padding_mask(&[120, 120], 120, &test_device());
+    let expected = layer.encode(input.clone(), Some(padding)).output;
+    let (got, state, capacities) = step_through(&layer, input, None);
+    assert_close(got, &to_f64(expected), Tolerance::F32);
+    assert_eq!(state.len_slots(), 3);
+    assert!(capacities.iter().all(|&c| c <= 16), "capacities {capacities:?}");
+}
+
+#[test]
+fn clones_do_not_share_written_slots() {
+    let layer = layer(None, 2);
+    let (input, _) = tensor::<3>(44, [1, 6, 8]);
+    let state = layer.encode(input.clone().narrow(1, 0, 4), None).state;
+    let (x, y) = (input.clone().narrow(1, 4, 1), input.clone().narrow(1, 5, 1));
+    let a = layer.encode_from(x.clone(), None, Some(state.clone())).state;
+    let b = layer.encode_from(y, None, Some(state.clone())).state;
+    // Stepping `b` wrote its own slot 4: `a` still holds x's key there, as a fresh run does.
+    let keys = |c: &KvCache| to_f64(c.slots().map(|s| s.keys).expect("slots"));
+    let fresh = layer.encode(Tensor::cat(vec![input.narrow(1, 0, 4), x], 1), None).state;
+    assert_close(a.slots().map(|s| s.keys).expect("slots"), &keys(&fresh), Tolerance::F32);
+    assert_ne!(keys(&a), keys(&b));
+    assert_eq!(state.len_slots(), 4);
 }
