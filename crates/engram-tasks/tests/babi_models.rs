@@ -65,11 +65,11 @@ fn temporal_encoding_adds_one_vector_per_slot_most_recent_first() {
 
 #[test]
 fn position_encoding_weights_each_word_by_its_place() {
-    // Statement "a b" (J = 2, d = 2): l_1 = [0.5, 0.5], l_2 = [0.5, 1]:
-    // m = l_1 ⊙ [1, 0] + l_2 ⊙ [0, 1] = [0.5, 1]. Question "a" (J = 1): l_1 = [0.5, 1], so
-    // u = [0.5, 0]. Score: 0.25. With bag of words: m = [1, 1], u = [1, 0], score 1.
+    // Statement "a b" (J = 2, d = 2): l_1 = [1.25, 0.75], l_2 = [0.75, 1.25]:
+    // m = l_1 ⊙ [1, 0] + l_2 ⊙ [0, 1] = [1.25, 1.25]. Question "a" (J = 1): l_1 = [1, 1], so
+    // u = [1, 0]. Score: 1.25. With bag of words: m = [1, 1], u = [1, 0], score 1.
     let text = "1 a b\n2 a?\tx\n";
-    assert_near(&first_hop_scores(SentenceEncoding::Position, false, text), &[0.25]);
+    assert_near(&first_hop_scores(SentenceEncoding::Position, false, text), &[1.25]);
     assert_near(&first_hop_scores(SentenceEncoding::BagOfWords, false, text), &[1.0]);
 }
 
