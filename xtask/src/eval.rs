@@ -70,8 +70,7 @@ fn ucr(dir: &Path) -> Result<()> {
         bail!("no UCR datasets (folders) in {}", dir.display());
     }
 
-    run::run(&mut cargo(["build", "--release", "-p", "engram-cli"]))?;
-    let engram = target_dir().join("release/engram");
+    let engram = engram_binary()?;
 
     println!(
         "{:<12} {:>15} {:>22} {:>15} {:>8}",
@@ -160,6 +159,22 @@ fn archive_row(table: &str, name: &str) -> Option<Archive> {
 }
 
 /// Where cargo puts builds: `CARGO_TARGET_DIR` if set (as `.ci/run` does), else `target/`.
+/// The `engram` binary the evaluations run: `$ENGRAM_BIN` if set (a build kept aside, so that
+/// rebuilding the workspace during a long evaluation cannot change what later runs use), else
+/// the release build, built now.
+pub(crate) fn engram_binary() -> Result<PathBuf> {
+    if let Some(bin) = std::env::var_os("ENGRAM_BIN") {
+        let bin = PathBuf::from(bin);
+        if !bin.is_file() {
+            bail!("ENGRAM_BIN={} is not a file", bin.display());
+        }
+        eprintln!("using ENGRAM_BIN={}", bin.display());
+        return Ok(bin);
+    }
+    run::run(&mut cargo(["build", "--release", "-p", "engram-cli"]))?;
+    Ok(target_dir().join("release/engram"))
+}
+
 pub(crate) fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| workspace_root().join("target"), PathBuf::from)

@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::UsageError;
 use crate::json::Json;
-use crate::run::{self, cargo, workspace_root};
+use crate::run::{self, workspace_root};
 
 struct Options {
     set: String,
@@ -62,8 +62,7 @@ fn parse(args: &[String], data: PathBuf) -> Result<Options> {
 
 pub fn babi(args: &[String], data: PathBuf) -> Result<()> {
     let options = parse(args, data)?;
-    run::run(&mut cargo(["build", "--release", "-p", "engram-cli"]))?;
-    let engram = crate::eval::target_dir().join("release/engram");
+    let engram = crate::eval::engram_binary()?;
     let out =
         crate::eval::target_dir().join(format!("eval/babi/{}-{}", options.set, options.model));
     let started = Instant::now();

@@ -15,7 +15,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::UsageError;
 use crate::json::Json;
-use crate::run::{self, cargo, workspace_root};
+use crate::run::{self, workspace_root};
 
 /// Published test accuracies of models trained from scratch, for the table.
 const ANCHORS: [(&str, &str); 4] = [
@@ -90,8 +90,7 @@ struct Row {
 
 pub fn classify(args: &[String], data: PathBuf) -> Result<()> {
     let options = parse(args, data)?;
-    run::run(&mut cargo(["build", "--release", "-p", "engram-cli"]))?;
-    let engram = crate::eval::target_dir().join("release/engram");
+    let engram = crate::eval::engram_binary()?;
     let out = crate::eval::target_dir().join("eval/classify");
     let mut rows = Vec::new();
     for dataset in &options.datasets {

@@ -38,14 +38,17 @@ commands:
   eval ucr [--data DIR]       1-NN error rates (Euclidean, learned-window DTW, full DTW) on
                               the UCR datasets in DIR/ucr (default $ENGRAM_DATA, then
                               ../shared/data) next to the archive's DataSummary.csv
-  eval classify [--data DIR] [--datasets trec,sst2,mr] [--models transformer,bilstm]
-                [--folds N]   trains the recipes in recipes/classify/ (MR by N-fold
+  eval classify [--data DIR] [--datasets trec,sst2,sst2-phrases,mr]
+                [--models transformer,bilstm] [--folds N]
+                              trains the recipes in recipes/classify/ (MR by N-fold
                               cross-validation, default 10) and writes the test
                               accuracies into docs/results.md
   eval babi [--set 1k|10k] [--model memn2n|transformer|universal|lstm|gru] [--runs N]
             [--tasks LIST] [--data DIR]
                               one model per bAbI task; per-task test errors next to the
                               published MemN2N and LSTM tables into docs/results.md
+                              (every eval builds the release engram first, or runs
+                              $ENGRAM_BIN, a binary kept aside, if set)
   gpu OUT_DIR                 on a GPU machine: build, test and bench with wgpu, writing logs,
                               tables and summary.txt to OUT_DIR; goes on past failed steps
   tidy                        repository rules: `//!` first lines, files under 600 lines,
