@@ -38,6 +38,15 @@ pub(crate) struct Scratch<T> {
     offsets: Vec<usize>,
 }
 
+impl<T> Scratch<T> {
+    /// The heap memory the buffers hold.
+    pub(crate) fn bytes(&self) -> usize {
+        let vecs = self.diagonals.iter().chain(&self.weights).chain([&self.cost]);
+        vecs.map(|v| v.capacity() * size_of::<T>()).sum::<usize>()
+            + self.offsets.capacity() * size_of::<usize>()
+    }
+}
+
 /// Soft-DTW value of the `n × m` problem whose costs `cost` supplies, with smoothing `gamma`;
 /// hands `E` to `sink`, diagonal by diagonal from the last to the first.
 pub(crate) fn soft_dtw_diagonals<T: SoftFloat, C: DiagonalCost<T>, S: DiagonalSink<T>>(

@@ -16,6 +16,14 @@ pub(crate) trait SoftFloat: Float {
     fn exp_nonpositive<const FMA: bool>(x: Self) -> Self;
     /// `ln s` for `s` in `[1, 3]` (accurate somewhat beyond both ends).
     fn ln_1_to_3<const FMA: bool>(s: Self) -> Self;
+    /// `a · b + c`, one rounding where `FMA`.
+    fn madd<const FMA: bool>(a: Self, b: Self, c: Self) -> Self;
+    /// `1 / x` lane by lane for `x` in `[1, 8]`: the division, except for f32 lanes (8 at a
+    /// time) in the AVX2+FMA copy, where it is the hardware estimate refined by one Newton step
+    /// (relative error below 2⁻²², a few ulps), a third of the division's cost.
+    fn recip_lanes<const L: usize, const FMA: bool>(x: [Self; L]) -> [Self; L];
+    /// [`SoftFloat::ln_1_to_3`] lane by lane, its division done by [`SoftFloat::recip_lanes`].
+    fn ln_1_to_3_lanes<const L: usize, const FMA: bool>(s: [Self; L]) -> [Self; L];
 }
 
 /// `1 / n!` for `n < 16`.
@@ -29,14 +37,103 @@ const INV_FACTORIAL: [f64; 16] = {
     a
 };
 
+/// `1 / (2n + 1)` for `n < 16`.
+const INV_ODD: [f64; 16] = {
+    let mut a = [1.0; 16];
+    let mut i = 1;
+    while i < 16 {
+        a[i] = 1.0 / (2 * i + 1) as f64;
+        i += 1;
+    }
+    a
+};
+
+/// The first `N` entries of `a`.
+const fn prefix<const N: usize>(a: &[f64; 16]) -> [f64; N] {
+    let mut out = [0.0; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = a[i];
+        i += 1;
+    }
+    out
+}
+
+/// `Σ coeffs[i] xⁱ` by Estrin's scheme: `(c0 + c1 x) + x² (c2 + c3 x) + x⁴ (...)`, a tree of
+/// multiply-adds `log2(n)` deep instead of Horner's chain of `n`. The recursions run many
+/// cells' polynomials at once, and on a chain of dependent multiply-adds the out-of-order core
+/// runs out of window before it runs out of arithmetic units. Constant coefficients and
+/// lengths unroll to straight-line code.
+#[inline(always)]
+fn estrin<T: Float + MulAdd, const N: usize, const FMA: bool>(x: T, coeffs: &[f64; N]) -> T {
+    const { assert!(N > 0 && N <= 16) };
+    let mut level = [T::ZERO; 16];
+    for (l, &c) in level.iter_mut().zip(coeffs) {
+        *l = T::from_f64(c);
+    }
+    // Four stages with lengths known at compile time (16 coefficients at most): each pairs its
+    // neighbours with the next power of x, an odd last one carried up.
+    let mut len = N;
+    let mut power = x;
+    for _ in 0..4 {
+        if len > 1 {
+            for i in 0..len / 2 {
+                level[i] = madd::<T, FMA>(level[2 * i + 1], power, level[2 * i]);
+            }
+            if len % 2 == 1 {
+                level[len / 2] = level[len - 1];
+            }
+            len = len.div_ceil(2);
+            power = power * power;
+        }
+    }
+    level[0]
+}
+
 #[inline(always)]
 fn madd<T: Float + MulAdd, const FMA: bool>(a: T, b: T, c: T) -> T {
     if FMA { a.mul_add_(b, c) } else { a * b + c }
 }
 
-/// `mul_add` for both types (std's is inherent, not a trait method).
-trait MulAdd {
+/// `mul_add` for both types (std's is inherent, not a trait method), and the halves of `ln`.
+trait MulAdd: Sized {
     fn mul_add_(self, b: Self, c: Self) -> Self;
+    /// Two conditional halvings bring `s` in `[1, 3]` to `f · 2^k` with `f` in `[1/√2, √2]`;
+    /// there `ln f = 2 atanh(t) = 2 (t + t³/3 + t⁵/5 + ...)` with `t = (f - 1)/(f + 1)`,
+    /// `|t| <= 0.172`, which `ln_series` sums.
+    fn ln_reduce(s: Self) -> (Self, Self);
+    fn ln_series<const FMA: bool>(t: Self, k: Self) -> Self;
+}
+
+/// The hardware reciprocal estimate (12 bits) and one Newton step, `r (2 - x r)`, which squares
+/// the relative error: f32 lanes, 8 at a time, in the AVX2+FMA copy of a kernel, else `None`.
+#[inline(always)]
+fn recip_estimate<T: Float, const L: usize, const FMA: bool>(x: &[T; L]) -> Option<[T; L]> {
+    #[cfg(target_arch = "x86_64")]
+    if FMA && L.is_multiple_of(8) && std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
+        use std::arch::x86_64::{
+            _mm256_fmadd_ps, _mm256_fnmadd_ps, _mm256_loadu_ps, _mm256_rcp_ps, _mm256_set1_ps,
+            _mm256_storeu_ps,
+        };
+        let mut out = *x;
+        for at in (0..L).step_by(8) {
+            // SAFETY: `T` is f32 and `L` a multiple of 8, checked above, so `at..at + 8` are 8
+            // contiguous f32 of both arrays; `FMA` is true only in the kernels'
+            // `#[target_feature(enable = "avx2,fma")]` copies, which run only after the CPU was
+            // checked for AVX2 and FMA.
+            unsafe {
+                let x = _mm256_loadu_ps(x.as_ptr().cast::<f32>().add(at));
+                let r = _mm256_rcp_ps(x);
+                let residual = _mm256_fnmadd_ps(x, r, _mm256_set1_ps(1.0));
+                _mm256_storeu_ps(
+                    out.as_mut_ptr().cast::<f32>().add(at),
+                    _mm256_fmadd_ps(r, residual, r),
+                );
+            }
+        }
+        return Some(out);
+    }
+    None
 }
 
 macro_rules! soft_float {
@@ -46,6 +143,21 @@ macro_rules! soft_float {
             #[inline(always)]
             fn mul_add_(self, b: Self, c: Self) -> Self {
                 self.mul_add(b, c)
+            }
+
+            #[inline(always)]
+            fn ln_reduce(s: $t) -> ($t, $t) {
+                const SQRT2: $t = std::f64::consts::SQRT_2 as $t;
+                let (f, k) = if s > SQRT2 { (s * 0.5, 1.0) } else { (s, 0.0) };
+                if f > SQRT2 { (f * 0.5, k + 1.0) } else { (f, k) }
+            }
+
+            #[inline(always)]
+            fn ln_series<const FMA: bool>(t: $t, k: $t) -> $t {
+                const LN2: $t = std::f64::consts::LN_2 as $t;
+                const COEFFS: [f64; $ln_terms] = prefix(&INV_ODD);
+                let p = estrin::<$t, $ln_terms, FMA>(t * t, &COEFFS);
+                madd::<$t, FMA>(2.0 * t, p, k * LN2)
             }
         }
 
@@ -63,35 +175,51 @@ macro_rules! soft_float {
                 let k = kf - SHIFT;
                 let r = madd::<$t, FMA>(-k, $ln2_hi, xc);
                 let r = madd::<$t, FMA>(-k, $ln2_lo, r);
-                // Taylor series of e^r by Horner, coefficients 1/n! highest first (constants
-                // once the loop is unrolled).
-                let mut p = INV_FACTORIAL[$exp_terms] as $t;
-                let mut n = $exp_terms;
-                while n > 0 {
-                    n -= 1;
-                    p = madd::<$t, FMA>(p, r, INV_FACTORIAL[n] as $t);
-                }
+                // Taylor series of e^r.
+                const COEFFS: [f64; $exp_terms + 1] = prefix(&INV_FACTORIAL);
+                let p = estrin::<$t, { $exp_terms + 1 }, FMA>(r, &COEFFS);
                 let y = p * scale;
                 if x < $low { 0.0 } else { y }
             }
 
             #[inline(always)]
             fn ln_1_to_3<const FMA: bool>(s: Self) -> Self {
-                // Two conditional halvings bring s into [1/√2, √2]; there
-                // ln f = 2 atanh(t) = 2 (t + t³/3 + t⁵/5 + ...), t = (f - 1)/(f + 1), |t| <= 0.172.
-                const SQRT2: $t = std::f64::consts::SQRT_2 as $t;
-                const LN2: $t = std::f64::consts::LN_2 as $t;
-                let (f, k) = if s > SQRT2 { (s * 0.5, 1.0) } else { (s, 0.0) };
-                let (f, k) = if f > SQRT2 { (f * 0.5, k + 1.0) } else { (f, k) };
-                let t = (f - 1.0) / (f + 1.0);
-                let t2 = t * t;
-                let mut p: $t = 0.0;
-                let mut n = $ln_terms;
-                while n > 0 {
-                    p = madd::<$t, FMA>(p, t2, 1.0 / (2 * n - 1) as $t);
-                    n -= 1;
+                let (f, k) = <$t as MulAdd>::ln_reduce(s);
+                <$t as MulAdd>::ln_series::<FMA>((f - 1.0) / (f + 1.0), k)
+            }
+
+            #[inline(always)]
+            fn madd<const FMA: bool>(a: Self, b: Self, c: Self) -> Self {
+                madd::<$t, FMA>(a, b, c)
+            }
+
+            #[inline(always)]
+            fn recip_lanes<const L: usize, const FMA: bool>(x: [Self; L]) -> [Self; L] {
+                if let Some(r) = recip_estimate::<$t, L, FMA>(&x) {
+                    return r;
                 }
-                madd::<$t, FMA>(2.0 * t, p, k * LN2)
+                let mut out = x;
+                for out in &mut out {
+                    *out = 1.0 / *out;
+                }
+                out
+            }
+
+            #[inline(always)]
+            fn ln_1_to_3_lanes<const L: usize, const FMA: bool>(s: [Self; L]) -> [Self; L] {
+                // Plain loops, not `map` or `from_fn`: their closures are not always inlined,
+                // and out of line they lose the kernel's FMA (see `lanes.rs`).
+                let (mut f, mut k, mut den) = ([0.0; L], [0.0; L], [0.0; L]);
+                for l in 0..L {
+                    (f[l], k[l]) = <$t as MulAdd>::ln_reduce(s[l]);
+                    den[l] = f[l] + 1.0;
+                }
+                let inv = Self::recip_lanes::<L, FMA>(den);
+                let mut out = [0.0; L];
+                for l in 0..L {
+                    out[l] = <$t as MulAdd>::ln_series::<FMA>((f[l] - 1.0) * inv[l], k[l]);
+                }
+                out
             }
         }
     };
@@ -147,5 +275,38 @@ mod tests {
         check_ln::<f32, true>(3e-7);
         check_ln::<f64, false>(5e-16);
         check_ln::<f64, true>(5e-16);
+    }
+
+    /// The lane versions over `[0.9, 3.2]` (`ln`) and `[1, 8]` (`recip`), 8 values at a time.
+    fn check_lanes<T: SoftFloat, const L: usize, const FMA: bool>(rel: f64) {
+        let mut start = 0.9;
+        while start <= 3.2 {
+            let s: [T; L] = std::array::from_fn(|l| T::from_f64(start + 0.000_71 * l as f64));
+            let ln = T::ln_1_to_3_lanes::<L, FMA>(s);
+            let inv = T::recip_lanes::<L, FMA>(s.map(|s| s * T::from_f64(2.5)));
+            for l in 0..L {
+                let s = s[l].to_f64();
+                let want = s.ln();
+                let got = ln[l].to_f64();
+                assert!((got - want).abs() <= rel * want.abs() + rel, "ln({s}) = {got}");
+                let want = 1.0 / (T::from_f64(2.5).to_f64() * s);
+                let got = inv[l].to_f64();
+                assert!((got - want).abs() <= rel * want, "1 / ({s} · 2.5) = {got}");
+            }
+            start += 0.000_71 * L as f64;
+        }
+    }
+
+    #[test]
+    fn lane_versions_are_as_accurate() {
+        check_lanes::<f32, 8, false>(3e-7);
+        check_lanes::<f64, 4, false>(5e-16);
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // The f32 reciprocal is the hardware estimate and a Newton step here.
+            check_lanes::<f32, 8, true>(4e-7);
+            check_lanes::<f64, 4, true>(5e-16);
+        }
     }
 }

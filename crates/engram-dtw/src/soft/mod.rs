@@ -4,9 +4,12 @@
 //! `kernel.rs` runs both recursions on anti-diagonals with a vectorised `exp` (`math.rs`);
 //! `recursion.rs` feeds it a cost matrix, `points.rs` a batch of point sequences (costs computed
 //! on the fly, gradients folded into the points', rayon over the batch), which `tensor.rs` turns
-//! into a burn loss.
+//! into a burn loss. `lanes.rs` runs the same recursions on several pairs at once, one pair per
+//! SIMD lane, which is how `points.rs` computes most batches.
 
 mod kernel;
+#[cfg_attr(not(feature = "burn"), allow(dead_code))]
+mod lanes;
 mod math;
 #[cfg_attr(not(feature = "burn"), allow(dead_code))]
 mod points;
