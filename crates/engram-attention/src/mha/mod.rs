@@ -7,6 +7,7 @@ use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::tensor::module::linear;
 use burn::tensor::{Bool, Device, Int, Tensor};
 
+use crate::linear::decode_linear;
 use crate::position::{RotaryEncoding, RotaryEncodingConfig};
 use crate::sdpa::{AttentionMask, AttentionOptions, attention};
 
@@ -243,7 +244,7 @@ impl MultiHeadAttention {
     pub(crate) fn project_self(&self, x: Tensor<3>) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
         let [batch, t, _] = x.dims();
         let (h, hkv, dh) = (self.n_heads, self.n_kv_heads, self.d_head);
-        let qkv = self.qkv.forward(x);
+        let qkv = decode_linear(&self.qkv, x);
         let q = self.split_heads(qkv.clone().narrow(2, 0, h * dh), batch, t, h);
         let k = self.split_heads(qkv.clone().narrow(2, h * dh, hkv * dh), batch, t, hkv);
         let v = self.split_heads(qkv.narrow(2, (h + hkv) * dh, hkv * dh), batch, t, hkv);
@@ -261,7 +262,7 @@ impl MultiHeadAttention {
     /// `[batch, heads, t, d_head]` to `[batch, t, d_model]` through the output projection.
     pub(crate) fn merge_heads(&self, x: Tensor<4>, batch: usize, t: usize) -> Tensor<3> {
         let merged = x.swap_dims(1, 2).reshape([batch, t, self.n_heads * self.d_head]);
-        self.output.forward(merged)
+        decode_linear(&self.output, merged)
     }
 
     fn project_cross(

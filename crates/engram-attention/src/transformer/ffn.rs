@@ -6,6 +6,8 @@ use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor, activation};
 
+use crate::linear::decode_linear;
+
 /// The nonlinearity of a [`FeedForward`].
 #[derive(Config, Debug, Copy, PartialEq, Eq)]
 pub enum FfnActivation {
@@ -76,11 +78,16 @@ impl FeedForward {
             "FeedForward: input width {} is not d_model {d_model}",
             x.dims()[2]
         );
+        // `decode_linear` is `Linear::forward` with a faster kernel for the few rows of a
+        // decoding step.
         let hidden = match &self.gate {
-            None => activation::gelu(self.linear_inner.forward(x)),
-            Some(gate) => activation::silu(gate.forward(x.clone())) * self.linear_inner.forward(x),
+            None => activation::gelu(decode_linear(&self.linear_inner, x)),
+            Some(gate) => {
+                activation::silu(decode_linear(gate, x.clone()))
+                    * decode_linear(&self.linear_inner, x)
+            }
         };
-        self.linear_outer.forward(self.dropout.forward(hidden))
+        decode_linear(&self.linear_outer, self.dropout.forward(hidden))
     }
 }
 
