@@ -190,7 +190,7 @@ impl<B: Backend> Host<B> {
         let [x, h0, c0, w_ih, b_ih, w_hh, b_hh] = self.data.map(values::<T>);
         let weights = Weights { w_ih: &w_ih, b_ih: &b_ih, w_hh: &w_hh, b_hh: &b_hh };
         let d = self.dims;
-        let (out, saved) = kernel::forward(d, x, &h0, &c0, weights, save);
+        let (out, saved) = kernel::forward(d, &x, &h0, &c0, weights, save);
         let out = write::<B, T>(out, vec![d.out_rows(), d.hidden], &self.device);
         (out, saved.map(|kernel| Saved { kernel, w_ih, w_hh }))
     }

@@ -1,7 +1,11 @@
-//! The matrix products of the fused time loop, in BLIS's structure: the right operand packed
-//! into panels of `NR` columns, the left one read in place (per step) or packed into panels of
-//! `MR` rows (the large products after the loop), and an `MR × NR` register tile computed by a
-//! micro-kernel: AVX2/FMA intrinsics for f32, a portable loop otherwise.
+//! The matrix products of the fused time loop, in BLIS's structure: the right operand in
+//! panels of `NR` columns, the left one read in place (per step) or in strips of `MR` rows (the
+//! large products after the loop), and an `MR × NR` register tile computed by a micro-kernel:
+//! AVX2/FMA intrinsics for f32, a portable loop otherwise.
+//!
+//! The weights are packed once per pass; the large products' operands that the time loop
+//! produces (the states and the gate gradients) are written straight into that blocked layout
+//! ([`Blocked`]) as they are computed, so that only the input needs packing after the loop.
 //!
 //! Why not the `gemm` crate: it packs `W_hh` again on every call, i.e. every step, and reached
 //! 40–60 GFLOP/s on one core here on the per-step shape `[32, 256] × [256, 1024]`; packing the
@@ -18,9 +22,9 @@ pub(crate) const NR: usize = 16;
 /// Depth of a block: an `MR × KC` slice of the left operand and a `KC × NR` panel (16 KiB in
 /// f32) stay in L1 while a tile is computed.
 const KC: usize = 256;
-/// Rows of a block of the left operand (72 KiB in f32 at `KC`): it stays in L2 while every
-/// panel of the right operand passes over it.
-const MC: usize = 72;
+/// Rows of a block of the left operand (144 KiB in f32 at `KC`): it stays in L2 while every
+/// panel of the right operand passes over it (and, per step, more than the batch).
+const MC: usize = 144;
 
 /// A matrix in a buffer with strides: element `(i, j)` at `i * rs + j * cs`.
 ///
@@ -83,15 +87,6 @@ impl<'a, T: Copy> Mat<'a, T> {
         Mat { rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs, ..self }
     }
 
-    /// Rows `range` (no copy).
-    pub(crate) fn row_range(self, range: std::ops::Range<usize>) -> Self {
-        assert!(range.start <= range.end && range.end <= self.rows);
-        // SAFETY: row `range.start` is within the matrix (or one past its last row, when the
-        // range is empty), so the offset stays within the allocation.
-        let ptr = unsafe { self.ptr.add(range.start.min(self.rows) * self.rs) };
-        Mat { ptr, rows: range.len(), ..self }
-    }
-
     #[inline(always)]
     fn at(&self, i: usize, j: usize) -> T {
         debug_assert!(i < self.rows && j < self.cols);
@@ -100,8 +95,59 @@ impl<'a, T: Copy> Mat<'a, T> {
     }
 }
 
-/// A right operand `[k, n]` packed once into `⌈n / NR⌉` panels: panel `p` holds rows `0..k`
-/// of columns `p·NR..`, `NR` values per row, zero beyond `n`.
+/// A `[k, n]` matrix stored as column panels `W` wide: panel `p` holds rows `0..k` of columns
+/// `p·W..(p+1)·W`, `W` values per row, zero beyond `n`. With `W = NR` it is a right operand,
+/// with `W = MR` the transpose of a left one (`[k, m]`, strips of `MR` rows of `m`).
+#[derive(Clone, Copy)]
+pub(crate) struct Blocked<'a, T, const W: usize> {
+    ptr: *const T,
+    pub(crate) k: usize,
+    pub(crate) n: usize,
+    _buffer: PhantomData<&'a [T]>,
+}
+
+// SAFETY: a `Blocked` only reads, like `&[T]`.
+unsafe impl<T: Sync, const W: usize> Send for Blocked<'_, T, W> {}
+// SAFETY: as above.
+unsafe impl<T: Sync, const W: usize> Sync for Blocked<'_, T, W> {}
+
+impl<'a, T, const W: usize> Blocked<'a, T, W> {
+    /// Values a `[k, n]` matrix takes in this layout.
+    pub(crate) fn len(k: usize, n: usize) -> usize {
+        n.div_ceil(W) * k * W
+    }
+
+    /// Where element `(r, j)` of a `[k, ·]` matrix lies.
+    #[inline(always)]
+    pub(crate) fn offset(k: usize, r: usize, j: usize) -> usize {
+        ((j / W) * k + r) * W + j % W
+    }
+
+    /// # Panics
+    /// If `data` is shorter than [`Blocked::len`].
+    pub(crate) fn new(data: &'a [T], k: usize, n: usize) -> Self {
+        assert!(data.len() >= Self::len(k, n), "recurrent kernel: blocked [{k}, {n}] too short");
+        Blocked { ptr: data.as_ptr(), k, n, _buffer: PhantomData }
+    }
+
+    /// A view of a buffer that a team shares.
+    ///
+    /// # Safety
+    /// `ptr` points to [`Blocked::len`] values in one allocation that outlives `'a`, which
+    /// nothing writes while the view lives.
+    pub(crate) unsafe fn shared(ptr: *const T, k: usize, n: usize) -> Self {
+        Blocked { ptr, k, n, _buffer: PhantomData }
+    }
+
+    /// Rows `k0..k0 + kc` of panel `p`.
+    fn panel(&self, p: usize, k0: usize, kc: usize) -> &'a [T] {
+        assert!(p < self.n.div_ceil(W) && k0 + kc <= self.k);
+        // SAFETY: inside the `len(k, n)` values the constructor was promised.
+        unsafe { std::slice::from_raw_parts(self.ptr.add((p * self.k + k0) * W), kc * W) }
+    }
+}
+
+/// A right operand packed once: the columns `col(0..n)` of a matrix, in [`Blocked`] panels.
 pub(crate) struct PackedB<T> {
     data: Buf<T>,
     k: usize,
@@ -113,9 +159,10 @@ impl<T: Real> PackedB<T> {
     pub(crate) fn pack(b: Mat<T>, n: usize, col: impl Fn(usize) -> usize) -> Self {
         let k = b.rows;
         let panels = n.div_ceil(NR);
-        let mut data = Buf::zeros(panels * k * NR);
+        let mut data = Buf::reused(Blocked::<T, NR>::len(k, n));
         let out = data.as_mut_slice();
-        // Read along whichever axis of `b` is contiguous.
+        // Read along whichever axis of `b` is contiguous: one panel at a time walks the rows
+        // with a stride of a whole row, which ran at ~300 MB/s.
         if b.cs == 1 {
             for kk in 0..k {
                 for p in 0..panels {
@@ -139,6 +186,10 @@ impl<T: Real> PackedB<T> {
         }
         PackedB { data, k, n }
     }
+
+    pub(crate) fn view(&self) -> Blocked<'_, T, NR> {
+        Blocked::new(self.data.as_slice(), self.k, self.n)
+    }
 }
 
 /// `c[m, n] (+)= a[m, k] · b`, with `a` read in place (its rows contiguous) and `b` packed.
@@ -149,7 +200,7 @@ impl<T: Real> PackedB<T> {
 pub(crate) unsafe fn mul_packed<T: Real>(
     simd: bool,
     a: Mat<T>,
-    b: &PackedB<T>,
+    b: Blocked<T, NR>,
     c: *mut T,
     ldc: usize,
     accumulate: bool,
@@ -173,14 +224,13 @@ pub(crate) unsafe fn mul_packed<T: Real>(
         }
         return;
     }
-    let packed = b.data.as_slice();
     for k0 in (0..k).step_by(KC) {
         let kc = KC.min(k - k0);
         for i0 in (0..m).step_by(MC) {
             let mc = MC.min(m - i0);
             for p in 0..n.div_ceil(NR) {
                 let width = NR.min(n - p * NR);
-                let panel = &packed[(p * k + k0) * NR..][..kc * NR];
+                let panel = b.panel(p, k0, kc);
                 for i in (i0..i0 + mc).step_by(MR) {
                     let rows = MR.min(i0 + mc - i);
                     // SAFETY: rows i.. of `a` hold `kc` values from column k0 (checked by `Mat`);
@@ -204,48 +254,38 @@ pub(crate) unsafe fn mul_packed<T: Real>(
     }
 }
 
-/// Scratch space for [`gemm_cols`]' packed blocks, kept across calls by one thread.
-#[derive(Default)]
-pub(crate) struct Scratch<T> {
-    a: Vec<T>,
-    b: Vec<T>,
-}
-
-/// Columns `cols` of `c[m, n] (+)= a[m, k] · b[k, n]`, both operands packed block by block.
-///
-/// `cols.start` should be a multiple of `NR` for the panels to line up with other callers'.
+/// Rows `rows` of `c[m, n] (+)= aᵀ · b` for `a` `[k, m]` in strips and `b` `[k, n]` in panels,
+/// both [`Blocked`] as the time loop wrote them: nothing is packed here.
 ///
 /// # Safety
-/// `c` points to `a.rows` rows `ldc` apart, whose elements `cols` are writable and not read
-/// or written by anything else meanwhile.
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn gemm_cols<T: Real>(
+/// `c` points to row 0 of the product; its `rows`, `ldc` apart, each have `n` writable elements
+/// that nothing else reads or writes meanwhile.
+///
+/// # Panics
+/// If the sizes disagree or `rows` does not start at a strip (a multiple of `MR`).
+pub(crate) unsafe fn gemm_rows<T: Real>(
     simd: bool,
-    a: Mat<T>,
-    b: Mat<T>,
+    a: Blocked<T, MR>,
+    rows: std::ops::Range<usize>,
+    b: Blocked<T, NR>,
     c: *mut T,
     ldc: usize,
     accumulate: bool,
-    cols: std::ops::Range<usize>,
-    scratch: &mut Scratch<T>,
 ) {
+    let (m, k, n) = (a.n, a.k, b.n);
     assert!(
-        a.cols == b.rows && cols.end <= b.cols,
-        "recurrent kernel: [{}, {}] times [{}, {}], columns {cols:?}",
-        a.rows,
-        a.cols,
-        b.rows,
-        b.cols
+        k == b.k && rows.end <= m && (rows.is_empty() || rows.start.is_multiple_of(MR)),
+        "recurrent kernel: [{m}, {k}] times [{}, {n}], rows {rows:?}",
+        b.k
     );
-    let (m, k, n) = (a.rows, a.cols, cols.len());
-    if n == 0 || m == 0 {
+    if rows.is_empty() || n == 0 {
         return;
     }
     if k == 0 {
         if !accumulate {
-            for i in 0..m {
+            for i in rows {
                 // SAFETY: the caller's promise on `c`.
-                unsafe { std::ptr::write_bytes(c.add(i * ldc + cols.start), 0, n) };
+                unsafe { std::ptr::write_bytes(c.add(i * ldc), 0, n) };
             }
         }
         return;
@@ -253,74 +293,23 @@ pub(crate) unsafe fn gemm_cols<T: Real>(
     let panels = n.div_ceil(NR);
     for k0 in (0..k).step_by(KC) {
         let kc = KC.min(k - k0);
-        // B block [kc, n] → panels of NR columns, zero-padded.
-        scratch.b.clear();
-        scratch.b.resize(panels * kc * NR, T::ZERO);
-        if b.cs == 1 {
-            // Row by row, so that the reads stream through memory (reading one panel at a time
-            // walks the rows with a stride of a whole row, and ran at ~300 MB/s).
-            for kk in 0..kc {
-                for p in 0..panels {
-                    let width = NR.min(n - p * NR);
-                    let dst = &mut scratch.b[(p * kc + kk) * NR..][..width];
-                    for (jj, v) in dst.iter_mut().enumerate() {
-                        *v = b.at(k0 + kk, cols.start + p * NR + jj);
-                    }
-                }
-            }
-        } else {
+        for i0 in rows.clone().step_by(MC) {
+            let mc = MC.min(rows.end - i0);
             for p in 0..panels {
                 let width = NR.min(n - p * NR);
-                let panel = &mut scratch.b[p * kc * NR..][..kc * NR];
-                for jj in 0..width {
-                    for kk in 0..kc {
-                        panel[kk * NR + jj] = b.at(k0 + kk, cols.start + p * NR + jj);
-                    }
-                }
-            }
-        }
-        for i0 in (0..m).step_by(MC) {
-            let mc = MC.min(m - i0);
-            let strips = mc.div_ceil(MR);
-            // A block [mc, kc] → strips of MR rows, each stored k-major, zero-padded.
-            scratch.a.clear();
-            scratch.a.resize(strips * kc * MR, T::ZERO);
-            if a.rs == 1 {
-                for kk in 0..kc {
-                    for s in 0..strips {
-                        let rows = MR.min(mc - s * MR);
-                        let dst = &mut scratch.a[(s * kc + kk) * MR..][..rows];
-                        for (ii, v) in dst.iter_mut().enumerate() {
-                            *v = a.at(i0 + s * MR + ii, k0 + kk);
-                        }
-                    }
-                }
-            } else {
-                for s in 0..strips {
-                    let rows = MR.min(mc - s * MR);
-                    let strip = &mut scratch.a[s * kc * MR..][..kc * MR];
-                    for ii in 0..rows {
-                        for kk in 0..kc {
-                            strip[kk * MR + ii] = a.at(i0 + s * MR + ii, k0 + kk);
-                        }
-                    }
-                }
-            }
-            for p in 0..panels {
-                let width = NR.min(n - p * NR);
-                let panel = &scratch.b[p * kc * NR..][..kc * NR];
-                for s in 0..strips {
-                    let rows = MR.min(mc - s * MR);
-                    let strip = &scratch.a[s * kc * MR..][..kc * MR];
+                let panel = b.panel(p, k0, kc);
+                for s in 0..mc.div_ceil(MR) {
+                    let stored = MR.min(mc - s * MR);
+                    let strip = a.panel(i0 / MR + s, k0, kc);
                     // SAFETY: the strip holds kc × MR values, the panel kc × NR; `c` as the
                     // caller promised.
                     unsafe {
                         tile(
                             simd,
-                            Left::Packed { data: strip, rows },
+                            Left::Packed { data: strip, rows: stored },
                             panel,
                             kc,
-                            c.add((i0 + s * MR) * ldc + cols.start + p * NR),
+                            c.add((i0 + s * MR) * ldc + p * NR),
                             ldc,
                             width,
                             accumulate || k0 > 0,
@@ -531,45 +520,39 @@ mod tests {
             let packed = PackedB::pack(Mat::rows(&bt, k, n), n, |j| j);
             let mut c = vec![T::ZERO; m * n];
             // SAFETY: c is [m, n].
-            unsafe { mul_packed(simd, Mat::rows(&at, m, k), &packed, c.as_mut_ptr(), n, false) };
+            unsafe {
+                mul_packed(simd, Mat::rows(&at, m, k), packed.view(), c.as_mut_ptr(), n, false)
+            };
             check(&c, &want, tol, &format!("mul_packed {m}x{k}x{n}"));
             // Accumulating adds the product again.
             // SAFETY: as above.
-            unsafe { mul_packed(simd, Mat::rows(&at, m, k), &packed, c.as_mut_ptr(), n, true) };
+            unsafe {
+                mul_packed(simd, Mat::rows(&at, m, k), packed.view(), c.as_mut_ptr(), n, true)
+            };
             let twice: Vec<f64> = want.iter().map(|w| 2.0 * w).collect();
             check(&c, &twice, tol, &format!("mul_packed accumulate {m}x{k}x{n}"));
-            // Both packed, a given transposed, b through its transpose, in two column parts.
-            let mut a_t = vec![T::ZERO; m * k];
+            // Both operands as the time loop writes them: a's transpose in strips, b in panels,
+            // element by element; the product in two parts of rows.
+            let mut strips = vec![T::ZERO; Blocked::<T, MR>::len(k, m)];
             for i in 0..m {
                 for kk in 0..k {
-                    a_t[kk * m + i] = at[i * k + kk];
+                    strips[Blocked::<T, MR>::offset(k, kk, i)] = at[i * k + kk];
                 }
             }
-            let mut b_t = vec![T::ZERO; k * n];
+            let mut panels = vec![T::ZERO; Blocked::<T, NR>::len(k, n)];
             for kk in 0..k {
                 for j in 0..n {
-                    b_t[j * k + kk] = bt[kk * n + j];
+                    panels[Blocked::<T, NR>::offset(k, kk, j)] = bt[kk * n + j];
                 }
             }
+            let (a_b, b_b) = (Blocked::new(&strips, k, m), Blocked::new(&panels, k, n));
+            let split = (m / 2).div_ceil(MR) * MR;
             let mut c = vec![T::ZERO; m * n];
-            let mut scratch = Scratch::default();
-            let split = (n / 2).div_ceil(NR) * NR;
-            for cols in [0..split.min(n), split.min(n)..n] {
-                // SAFETY: c is [m, n]; the column parts are disjoint.
-                unsafe {
-                    gemm_cols(
-                        simd,
-                        Mat::rows(&a_t, k, m).t(),
-                        Mat::rows(&b_t, n, k).t(),
-                        c.as_mut_ptr(),
-                        n,
-                        false,
-                        cols,
-                        &mut scratch,
-                    );
-                }
+            for rows in [0..split.min(m), split.min(m)..m] {
+                // SAFETY: c is [m, n]; the row parts are disjoint.
+                unsafe { gemm_rows(simd, a_b, rows, b_b, c.as_mut_ptr(), n, false) };
             }
-            check(&c, &want, tol, &format!("gemm_cols {m}x{k}x{n}"));
+            check(&c, &want, tol, &format!("gemm_rows {m}x{k}x{n}"));
         }
     }
 

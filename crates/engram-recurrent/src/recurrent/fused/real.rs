@@ -2,10 +2,11 @@
 //! instruction set it picks at run time, and cache-line-aligned buffers.
 
 use std::marker::PhantomData;
+use std::sync::Mutex;
 
 /// The element types the kernel runs in: f32, and f64 for gradient checks.
 ///
-/// Only `f32` and `f64` implement it: [`Buf`] relies on all-zero bytes being the value zero.
+/// Only `f32` and `f64` implement it: [`Buf`] relies on every bit pattern being a valid value.
 pub(crate) trait Real:
     Copy
     + Default
@@ -109,8 +110,12 @@ unsafe fn with_avx2_fma<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// A zero-initialised buffer aligned to a cache line, so that the kernels' 32-byte loads never
-/// straddle two lines (large `Vec`s from the system allocator are 16-byte aligned).
+/// A buffer aligned to a cache line, so that the kernels' 32-byte loads never straddle two
+/// lines (large `Vec`s from the system allocator are 16-byte aligned).
+///
+/// Large buffers go back to a small pool when dropped and serve the next pass of the same
+/// size ([`Buf::reused`]): one LSTM layer's pass allocates ~70 MiB of them, and zeroing that
+/// (or faulting in fresh pages) took about a tenth of the pass.
 pub(crate) struct Buf<T> {
     lines: Vec<Line>,
     len: usize,
@@ -121,15 +126,31 @@ pub(crate) struct Buf<T> {
 #[repr(C, align(64))]
 struct Line([u8; 64]);
 
+/// Buffers of at least [`POOLED_BYTES`] handed back by dropped [`Buf`]s, newest last.
+static POOL: Mutex<Vec<Vec<Line>>> = Mutex::new(Vec::new());
+const POOLED_BYTES: usize = 1 << 20;
+/// What the pool may hold; beyond it the oldest buffers are freed.
+const POOL_CAPACITY_BYTES: usize = 512 << 20;
+
 impl<T: Real> Buf<T> {
-    pub(crate) fn zeros(len: usize) -> Self {
-        let bytes = len * std::mem::size_of::<T>();
-        Buf { lines: vec![Line([0; 64]); bytes.div_ceil(64)], len, _type: PhantomData }
+    /// A buffer whose values are unspecified: zeros, or what an earlier pass left. For buffers
+    /// that are written before they are read (padding of blocked layouts may keep old values;
+    /// the tiles compute with it but never store the result).
+    pub(crate) fn reused(len: usize) -> Self {
+        let lines = (len * std::mem::size_of::<T>()).div_ceil(64);
+        let pooled = if lines * 64 >= POOLED_BYTES {
+            let mut pool = POOL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            pool.iter().rposition(|b| b.len() == lines).map(|i| pool.swap_remove(i))
+        } else {
+            None
+        };
+        let lines = pooled.unwrap_or_else(|| vec![Line([0; 64]); lines]);
+        Buf { lines, len, _type: PhantomData }
     }
 
     pub(crate) fn as_slice(&self) -> &[T] {
-        // SAFETY: the lines hold at least `len` values of `T` (f32 or f64, alignment ≤ 64) and
-        // all-zero bytes, or values written through `as_mut_slice`, are valid `T`s.
+        // SAFETY: the lines hold at least `len` values of `T` (f32 or f64, alignment ≤ 64), and
+        // every bit pattern the lines can hold (zeros, or `T`s written earlier) is a valid `T`.
         unsafe { std::slice::from_raw_parts(self.lines.as_ptr().cast(), self.len) }
     }
 
@@ -139,9 +160,36 @@ impl<T: Real> Buf<T> {
     }
 }
 
+/// Fills every pooled buffer with NaNs (all bits set), so that a test can show that no pass
+/// reads a value it did not write.
+#[cfg(test)]
+pub(crate) fn poison_pool() {
+    let mut pool = POOL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    for buffer in pool.iter_mut() {
+        buffer.fill(Line([0xff; 64]));
+    }
+}
+
+impl<T> Drop for Buf<T> {
+    fn drop(&mut self) {
+        if self.lines.len() * 64 < POOLED_BYTES {
+            return;
+        }
+        let lines = std::mem::take(&mut self.lines);
+        let mut pool = POOL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        pool.push(lines);
+        let mut held: usize = pool.iter().map(|b| b.len() * 64).sum();
+        while held > POOL_CAPACITY_BYTES {
+            held -= pool.remove(0).len() * 64;
+        }
+    }
+}
+
 impl<T: Real> Clone for Buf<T> {
     fn clone(&self) -> Self {
-        Buf { lines: self.lines.clone(), len: self.len, _type: PhantomData }
+        let mut copy = Self::reused(self.len);
+        copy.lines.copy_from_slice(&self.lines);
+        copy
     }
 }
 

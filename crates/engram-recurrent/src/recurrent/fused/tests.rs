@@ -190,7 +190,7 @@ fn kernel_matches_a_plain_f64_reference_on_odd_sizes() {
                 let f32s: Vec<Vec<f32>> =
                     inputs.iter().map(|v| v.iter().map(|&x| x as f32).collect()).collect();
                 let w = Weights { w_ih: &f32s[3], b_ih: &f32s[4], w_hh: &f32s[5], b_hh: &f32s[6] };
-                let (y, saved) = kernel::forward(d, f32s[0].clone(), &f32s[1], &f32s[2], w, true);
+                let (y, saved) = kernel::forward(d, &f32s[0], &f32s[1], &f32s[2], w, true);
                 let saved = saved.expect("saved");
                 let dy32: Vec<f32> = dy.iter().map(|&v| v as f32).collect();
                 let g = kernel::backward(d, &saved, &dy32, w, true);
@@ -208,11 +208,47 @@ fn kernel_matches_a_plain_f64_reference_on_odd_sizes() {
             let d = Dims { kind, batch, seq, d_input, hidden, reverse, threads: 2 };
             let w =
                 Weights { w_ih: &inputs[3], b_ih: &inputs[4], w_hh: &inputs[5], b_hh: &inputs[6] };
-            let (y, saved) = kernel::forward(d, inputs[0].clone(), &inputs[1], &inputs[2], w, true);
+            let (y, saved) = kernel::forward(d, &inputs[0], &inputs[1], &inputs[2], w, true);
             let g = kernel::backward(d, &saved.expect("saved"), &dy, w, true);
             let c0 = if lstm { g.c0.clone() } else { vec![0.0; batch * hidden] };
             let grads = [&g.x[..], &g.h0, &c0, &g.w_ih, &g.b_ih, &g.w_hh, &g.b_hh];
             check(&y, grads, 1e-7, &format!("f64, reverse {reverse}"));
+        }
+    }
+}
+
+/// Buffers of one pass go back to a pool and serve the next pass without being cleared: a pass
+/// after every pooled buffer was filled with NaNs gives exactly what the pass before gave.
+#[test]
+fn reused_buffers_do_not_leak_into_the_next_pass() {
+    use super::kernel::{self, Dims, Weights};
+    use super::real::poison_pool;
+
+    // Large enough (≥ 1 MiB per buffer) for the pool, odd enough for padded panels.
+    let (batch, seq, d_input, hidden) = (16, 64, 24, 72);
+    for kind in [RecurrentKind::Lstm, RecurrentKind::Gru] {
+        let width = kind.n_gates() * hidden;
+        let sizes = [batch * seq * d_input, batch * hidden, batch * hidden, d_input * width];
+        let v: Vec<Vec<f32>> = sizes
+            .iter()
+            .chain(&[width, hidden * width, width])
+            .enumerate()
+            .map(|(i, &n)| values(70 + i as u64, n).iter().map(|&x| x as f32).collect())
+            .collect();
+        let d = Dims { kind, batch, seq, d_input, hidden, reverse: false, threads: 2 };
+        let w = Weights { w_ih: &v[3], b_ih: &v[4], w_hh: &v[5], b_hh: &v[6] };
+        let dy: Vec<f32> = values(80, d.out_rows() * hidden).iter().map(|&x| x as f32).collect();
+        let pass = || {
+            let (y, saved) = kernel::forward(d, &v[0], &v[1], &v[2], w, true);
+            let g = kernel::backward(d, &saved.expect("saved"), &dy, w, true);
+            [y, g.x, g.h0, g.c0, g.w_ih, g.b_ih, g.w_hh, g.b_hh]
+        };
+        let before = pass();
+        poison_pool();
+        let after = pass();
+        for (i, (a, b)) in before.iter().zip(&after).enumerate() {
+            assert!(a.iter().all(|v| v.is_finite()), "{kind:?}: result {i} is not finite");
+            assert!(a == b, "{kind:?}: result {i} differs after the pool was poisoned");
         }
     }
 }
