@@ -5,7 +5,7 @@ use burn::module::Module;
 use burn::tensor::{Bool, Int, Tensor, TensorData};
 use engram_tensor::{Encoded, SequenceMemory, StreamingMemory};
 
-use super::{KvCache, bool_values, int_tensor};
+use super::{KvCache, bool_values, int_tensor, step};
 use crate::mha::{MultiHeadAttention, MultiHeadAttentionConfig};
 use crate::position::alibi_slopes;
 use crate::sdpa::{AttentionMask, Positions, attention};
@@ -83,7 +83,7 @@ impl CausalSelfAttention {
         cache: KvCache,
     ) -> Encoded<KvCache> {
         let mha = &self.attention;
-        let [batch, s, d_model] = mha.check_input("input", &input);
+        let [batch, s, _] = mha.check_input("input", &input);
         if let Some(padding) = &padding {
             assert_eq!(
                 padding.dims(),
@@ -106,6 +106,14 @@ impl CausalSelfAttention {
         };
         let cache = cache.push(k, v, padded.as_deref(), &query_positions);
         let (keys, values) = cache.buffers();
+        if s == 1 && !self.alibi && step::supported(&device, q.dtype()) {
+            // A decoding step on flex: the live slots only, read in place.
+            let hidden = cache.step_mask(&query_positions);
+            let scale = 1.0 / (mha.d_head as f64).sqrt();
+            let out = step::step_attention(q, keys, values, hidden, cache.end(), scale);
+            let output = mha.merge_heads(out, batch, s);
+            return Encoded { output: mask_padding(output, padding), state: cache.evict() };
+        }
         let key_positions = (self.alibi || s > 1).then(|| cache.key_positions());
         let mask = match (&positions, &key_positions) {
             (Some(query), Some((key, hidden))) if s > 1 => {
@@ -128,13 +136,18 @@ impl CausalSelfAttention {
         };
         let out = attention(q, keys, values, &mask, bias, mha.options(false));
         let output = mha.merge_heads(out.output, batch, s);
-        let output = match padding {
-            Some(padding) => {
-                output.mask_fill(padding.unsqueeze_dim::<3>(2).expand([batch, s, d_model]), 0.0)
-            }
-            None => output,
-        };
-        Encoded { output, state: cache.evict() }
+        Encoded { output: mask_padding(output, padding), state: cache.evict() }
+    }
+}
+
+/// Zeroes the outputs at padded positions.
+fn mask_padding(output: Tensor<3>, padding: Option<Tensor<2, Bool>>) -> Tensor<3> {
+    match padding {
+        Some(padding) => {
+            let dims = output.dims();
+            output.mask_fill(padding.unsqueeze_dim::<3>(2).expand(dims), 0.0)
+        }
+        None => output,
     }
 }
 

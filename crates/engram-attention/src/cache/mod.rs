@@ -2,6 +2,7 @@
 //! them.
 
 mod layer;
+mod step;
 
 pub use layer::{CausalSelfAttention, CausalSelfAttentionConfig};
 
@@ -350,6 +351,11 @@ impl KvCache {
         self.padding.drain(..dead);
         self.end = live;
         self.start = 0;
+    }
+
+    /// One past the last live slot of the buffers.
+    pub(crate) fn end(&self) -> usize {
+        self.end
     }
 
     /// The whole key and value buffers, `[batch, n_kv_heads, capacity, d_head]`.
