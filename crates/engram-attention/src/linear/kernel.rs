@@ -9,9 +9,9 @@
 //! the weight streams past. Threads take chunks of columns. AVX2/FMA where the CPU has them, a
 //! portable loop elsewhere.
 //!
-//! Measured against gemm on the decoder benchmark's 17 products (`benches`, `attention/decode`;
-//! one thread, thread CPU time, load 4–7 on 2 cores): at 16 rows 5.6–7.1 ms per step against
-//! 12–17 ms; at one row 2.4–2.9 ms against 2.3–2.7 ms, where both stream the weight from memory.
+//! Measured against gemm (flex's arguments) on the decoder benchmark's 17 products in sequence
+//! (`attention/decode`; one thread, thread CPU time per step, load 6-7 on 2 cores): at 16 rows
+//! 8.3-9.0 ms against 16-22 ms; at one row 1.6-1.7 ms against 2.0-2.3 ms.
 
 /// Columns per chunk with more than [`WIDE_ROWS`] rows: the outputs of 16 rows (16 KiB) stay
 /// in L1 while the weight passes.
@@ -176,23 +176,32 @@ mod avx2 {
         [k, n]: [usize; 2],
         [j0, nv]: [usize; 2],
     ) {
-        // Weight rows past `depth` repeat the last one with a zero factor.
-        let a: [[__m256; KB]; R] = std::array::from_fn(|i| {
-            std::array::from_fn(|d| {
-                _mm256_set1_ps(if d < depth { x[(r + i) * k + p + d] } else { 0.0 })
-            })
-        });
-        // SAFETY (block): in bounds by the caller's contract.
+        // Plain loops, not `array::from_fn`: a closure does not inherit this function's
+        // target features, so its intrinsics would not be inlined into the loop.
+        // SAFETY (block): in bounds by the caller's contract; the CPU has AVX2 and FMA.
         unsafe {
-            let rows: [*const f32; KB] =
-                std::array::from_fn(|d| w.as_ptr().add((p + d.min(depth - 1)) * n + j0));
+            // Weight rows past `depth` repeat the last one with a zero factor.
+            let mut a = [[_mm256_setzero_ps(); KB]; R];
+            let mut rows = [w.as_ptr(); KB];
+            for d in 0..KB {
+                let row = p + d.min(depth - 1);
+                rows[d] = w.as_ptr().add(row * n + j0);
+                if d < depth {
+                    for (i, a) in a.iter_mut().enumerate() {
+                        a[d] = _mm256_set1_ps(x[(r + i) * k + row]);
+                    }
+                }
+            }
             for v in 0..nv {
-                let wv: [__m256; KB] = std::array::from_fn(|d| _mm256_loadu_ps(rows[d].add(v * 8)));
+                let mut wv = [_mm256_setzero_ps(); KB];
+                for d in 0..KB {
+                    wv[d] = _mm256_loadu_ps(rows[d].add(v * 8));
+                }
                 for (i, a) in a.iter().enumerate() {
                     let out = y.add((r + i) * n + j0 + v * 8);
                     let mut acc = _mm256_loadu_ps(out);
-                    for (a, wv) in a.iter().zip(wv) {
-                        acc = _mm256_fmadd_ps(*a, wv, acc);
+                    for d in 0..KB {
+                        acc = _mm256_fmadd_ps(a[d], wv[d], acc);
                     }
                     _mm256_storeu_ps(out, acc);
                 }
