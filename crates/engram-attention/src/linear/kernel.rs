@@ -21,9 +21,12 @@ const NC: usize = 256;
 const WIDE_ROWS: usize = 2;
 /// Fewest columns a thread takes when sharing out whole rows.
 const WIDE_MIN_NC: usize = 256;
-/// Below this many multiply-adds one thread does the whole product: waking a second costs
-/// more than it saves.
-const PARALLEL_MIN: usize = 1 << 17;
+/// Below this many multiply-adds (about 100 µs of one thread's work) one thread does the whole
+/// product. A fork-join waits for its slowest member, and on a loaded machine that member may
+/// be descheduled for a whole time slice: at one row, splitting every product (from 2^17) made
+/// decoding slower than one thread at load 5 on 2 cores; from 2^20 only the output head (and
+/// at 16 rows every product) is split.
+const PARALLEL_MIN: usize = 1 << 20;
 
 /// `x · w + bias` with `x` `[m, k]`, `w` `[k, n]` and `bias` `[n]`, all row-major; returns
 /// `[m, n]`. Threads share the column chunks when `parallel` and the product is large enough.
