@@ -5,7 +5,9 @@ use burn::module::Module;
 use burn::tensor::{Bool, Int, Tensor, TensorData};
 use engram_tensor::{Encoded, SequenceMemory, StreamingMemory};
 
-use super::{KvCache, bool_values, int_tensor, step};
+#[cfg(feature = "flex")]
+use super::step;
+use super::{KvCache, bool_values, int_tensor};
 use crate::mha::{MultiHeadAttention, MultiHeadAttentionConfig};
 use crate::position::alibi_slopes;
 use crate::sdpa::{AttentionMask, Positions, attention};
@@ -106,6 +108,7 @@ impl CausalSelfAttention {
         };
         let cache = cache.push(k, v, padded.as_deref(), &query_positions);
         let (keys, values) = cache.buffers();
+        #[cfg(feature = "flex")]
         if s == 1 && !self.alibi && step::supported(&device, q.dtype()) {
             // A decoding step on flex: the live slots only, read in place.
             let hidden = cache.step_mask(&query_positions);

@@ -2,6 +2,7 @@
 //! them.
 
 mod layer;
+#[cfg(feature = "flex")]
 mod step;
 
 pub use layer::{CausalSelfAttention, CausalSelfAttentionConfig};
@@ -354,6 +355,7 @@ impl KvCache {
     }
 
     /// One past the last live slot of the buffers.
+    #[cfg(feature = "flex")]
     pub(crate) fn end(&self) -> usize {
         self.end
     }

@@ -12,8 +12,9 @@ use burn::backend::tensor::{BoolTensor, FloatTensor};
 use burn::backend::{Backend, Dispatch, backend_extension};
 use burn::tensor::{Bool, DType, Device, Tensor};
 
-/// One query per row and head over the cache's buffers.
-#[backend_extension(Flex: cfg(feature = "flex"))]
+/// One query per row and head over the cache's buffers. (This module is compiled with the
+/// `flex` feature only.)
+#[backend_extension(Flex)]
 pub trait StepAttentionBackend: Backend {
     /// `softmax(q·kᵀ·scale, masked)·v` for `q` `[b, h, 1, d]` and keys/values
     /// `[b, h_kv, capacity, d]`, over slots `0..live`; `hidden` is `[b, capacity]`, `true` at
@@ -28,7 +29,6 @@ pub trait StepAttentionBackend: Backend {
     ) -> FloatTensor<Self>;
 }
 
-#[cfg(feature = "flex")]
 impl StepAttentionBackend for burn::backend::Flex {
     fn step_attention(
         q: FloatTensor<Self>,
@@ -85,17 +85,9 @@ struct Dims {
 
 /// Whether [`step_attention`] runs on `device` for this dtype: the plain flex device in f32.
 pub(crate) fn supported(device: &Device, dtype: DType) -> bool {
-    #[cfg(feature = "flex")]
-    {
-        dtype == DType::F32
-            && !device.is_autodiff()
-            && engram_tensor::backend_of(device) == Some(engram_tensor::Backend::Flex)
-    }
-    #[cfg(not(feature = "flex"))]
-    {
-        let _ = (device, dtype);
-        false
-    }
+    dtype == DType::F32
+        && !device.is_autodiff()
+        && engram_tensor::backend_of(device) == Some(engram_tensor::Backend::Flex)
 }
 
 /// One query per row and head, `[b, h, 1, d]`, over slots `0..live` of `[b, h_kv, capacity, d]`

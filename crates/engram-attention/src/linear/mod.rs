@@ -7,6 +7,7 @@
 //! own memory through a backend extension (no copies of the weights), on the plain flex device
 //! in f32; autodiff devices, other backends, dtypes and larger inputs take burn's `linear`.
 
+#[cfg(any(feature = "flex", test))]
 mod kernel;
 
 use burn::backend::tensor::FloatTensor;
