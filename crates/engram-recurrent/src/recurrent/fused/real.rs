@@ -128,7 +128,7 @@ struct Line([u8; 64]);
 
 /// Buffers of at least [`POOLED_BYTES`] handed back by dropped [`Buf`]s, newest last.
 static POOL: Mutex<Vec<Vec<Line>>> = Mutex::new(Vec::new());
-const POOLED_BYTES: usize = 1 << 20;
+const POOLED_BYTES: usize = 64 << 10;
 /// What the pool may hold; beyond it the oldest buffers are freed.
 const POOL_CAPACITY_BYTES: usize = 512 << 20;
 

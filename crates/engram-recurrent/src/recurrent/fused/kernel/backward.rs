@@ -121,6 +121,10 @@ impl<T: Real> Backward<'_, T> {
         let w_hh_t = PackedB::pack(Mat::rows(self.w.w_hh, h, width).t(), hu, |c| j0 + c);
         let (dr, dr_panels) =
             if gru { (&self.dr, &self.dr_panels) } else { (&self.dp, &self.dp_panels) };
+        // The bias gradients of this member's units, summed as the loop produces them.
+        let g = d.kind.n_gates();
+        let mut sum_p = vec![T::ZERO; g * hu];
+        let mut sum_r = vec![T::ZERO; if gru { g * hu } else { 0 }];
         for k in (0..d.seq).rev() {
             if hu > 0 {
                 vectorized(
@@ -128,7 +132,7 @@ impl<T: Real> Backward<'_, T> {
                     #[inline(always)]
                     || {
                         for b in 0..d.batch {
-                            self.cells(k, b, j0..j0 + hu);
+                            self.cells(k, b, j0..j0 + hu, &mut sum_p, &mut sum_r);
                         }
                     },
                 );
@@ -144,12 +148,19 @@ impl<T: Real> Backward<'_, T> {
                 }
             }
         }
+        for q in 0..g {
+            // SAFETY: this member's units of each gate.
+            unsafe {
+                self.gb_ih.part_mut(q * h + j0, hu).copy_from_slice(&sum_p[q * hu..][..hu]);
+                let sum = if gru { &sum_r } else { &sum_p };
+                self.gb_hh.part_mut(q * h + j0, hu).copy_from_slice(&sum[q * hu..][..hu]);
+            }
+        }
         team.sync();
-        // The weight gradients over all positions at once, split by rows; the bias gradients
-        // by columns; dX by steps.
-        // SAFETY: the saved strips are read-only; dp, dr and their panels are complete
-        // (barrier above) and no longer written; each member writes its own rows of the weight
-        // gradients, its own columns of the bias gradients and its own steps of dX.
+        // The weight gradients over all positions at once, split by rows; dX by steps.
+        // SAFETY: the saved strips are read-only; dp and the panels are complete (barrier above)
+        // and no longer written; each member writes its own rows of the weight gradients and
+        // its own steps of dX.
         unsafe {
             let hp = Blocked::new(self.saved.hp.as_slice(), rows, h);
             let x = Blocked::new(self.saved.x.as_slice(), rows, d.d_input);
@@ -158,11 +169,7 @@ impl<T: Real> Backward<'_, T> {
             let (gw_hh, gw_ih) = (self.gw_hh.ptr(0), self.gw_ih.ptr(0));
             gemm_rows(simd, hp, team.share(h, MR), dr_b, gw_hh, width, false);
             gemm_rows(simd, x, team.share(d.d_input, MR), dp_b, gw_ih, width, false);
-            let cols = team.share(width, NR);
             let dp = self.dp.part(0, rows * width);
-            let dr = dr.part(0, rows * width);
-            column_sums(dp, width, cols.clone(), self.gb_ih.part_mut(cols.start, cols.len()));
-            column_sums(dr, width, cols.clone(), self.gb_hh.part_mut(cols.start, cols.len()));
             if self.want_x {
                 // dX = dP W_ihᵀ, a step at a time, since dX is batch-major and dP step-major.
                 let w_ih_t = Mat::rows(self.w.w_ih, d.d_input, width).t();
@@ -179,13 +186,13 @@ impl<T: Real> Backward<'_, T> {
 
     /// The gate gradients of sequence `b` at step `k`, units `units`.
     #[inline(always)]
-    fn cells(&self, k: usize, b: usize, units: Range<usize>) {
+    fn cells(&self, k: usize, b: usize, units: Range<usize>, sum_p: &mut [T], sum_r: &mut [T]) {
         let (j0, hu) = (units.start, units.len());
         let d = self.d;
-        let (h, width, sw) = (d.hidden, d.width(), d.saved_width());
+        let (h, width) = (d.hidden, d.width());
         let row = k * d.batch + b;
-        let acts = &self.saved.acts.as_slice()[row * sw..][..sw];
-        let act = |q: usize| &acts[q * h + j0..][..hu];
+        let acts = self.saved.acts.as_slice();
+        let act = |q: usize| &acts[d.saved_at(k, b, q, &units)..][..hu];
         let dy = &self.dy[(b * d.seq + d.time(k)) * h + j0..][..hu];
         // SAFETY: this member's units of row b of dh: no one else touches them.
         let dh_next = unsafe { self.dh.part_mut(b * h + j0, hu) };
@@ -239,7 +246,8 @@ impl<T: Real> Backward<'_, T> {
                 }
             }
         }
-        // The same values into the panels of the weight gradients' right operands.
+        // The same values into the panels of the weight gradients' right operands, and into
+        // the bias gradients.
         let rows = d.rows();
         for q in 0..d.kind.n_gates() {
             let at = row * width + q * h + j0;
@@ -247,21 +255,21 @@ impl<T: Real> Backward<'_, T> {
             unsafe {
                 let values = self.dp.part(at, hu);
                 write_blocked::<T, NR>(&self.dp_panels, rows, row, q * h + j0, values);
+                add(&mut sum_p[q * hu..][..hu], values);
                 if d.kind == RecurrentKind::Gru {
                     let values = self.dr.part(at, hu);
                     write_blocked::<T, NR>(&self.dr_panels, rows, row, q * h + j0, values);
+                    add(&mut sum_r[q * hu..][..hu], values);
                 }
             }
         }
     }
 }
 
-/// `out[j] = Σ_i m[i, cols.start + j]` over the rows of a row-major `m` of `width` columns.
-fn column_sums<T: Real>(m: &[T], width: usize, cols: Range<usize>, out: &mut [T]) {
-    out.fill(T::ZERO);
-    for row in m.chunks_exact(width) {
-        for (o, &v) in out.iter_mut().zip(&row[cols.clone()]) {
-            *o += v;
-        }
+/// `sum += values`, elementwise.
+#[inline(always)]
+fn add<T: Real>(sum: &mut [T], values: &[T]) {
+    for (s, &v) in sum.iter_mut().zip(values) {
+        *s += v;
     }
 }

@@ -27,7 +27,7 @@ pub(crate) fn forward<T: Real>(
     let saved_len = |len: usize| if save { len } else { 0 };
     let mut xs = Buf::reused(saved_len(Blocked::<T, MR>::len(rows, d.d_input)));
     let mut hp = Buf::reused(saved_len(Blocked::<T, MR>::len(rows, h)));
-    let mut acts = Buf::reused(saved_len(rows * d.saved_width()));
+    let mut acts = Buf::reused(saved_len(rows * d.saved_blocks() * h));
     // The recurrent bias joins the input bias, except a GRU's b_hn, which r multiplies.
     let mut b_x: Vec<T> = w.b_ih.iter().zip(w.b_hh).map(|(&a, &b)| a + b).collect();
     let b_hn = if d.kind == RecurrentKind::Gru { &w.b_hh[2 * h..] } else { &[][..] };
@@ -109,19 +109,28 @@ impl<T: Real> Forward<'_, T> {
         let col = |c: usize| (c / hu) * h + j0 + c % hu;
         let w_ih = PackedB::pack(Mat::rows(self.w.w_ih, d.d_input, width), gw, col);
         let w_hh = PackedB::pack(Mat::rows(self.w.w_hh, h, width), gw, col);
-        let gru = d.kind == RecurrentKind::Gru;
-        // Pre-activations from h (and, for a GRU, separately from x).
+        // The input's part of this member's pre-activations at every step, before the loop and
+        // step-major (`[seq, batch, gw]`), so that per step only W_hh's columns (512 KiB in the
+        // benchmark) pass through the cache and the loop reads each step's part as one stream.
+        let mut gx = Buf::<T>::reused(d.rows() * gw);
+        let x_stride = d.seq * d.d_input;
+        for k in 0..d.seq {
+            let x_t =
+                Mat::new(&self.x[d.time(k) * d.d_input..], [d.batch, d.d_input], [x_stride, 1]);
+            let out = gx.as_mut_slice()[k * d.batch * gw..].as_mut_ptr();
+            // SAFETY: gx is this member's own buffer; step k's block is [batch, gw].
+            unsafe { mul_packed(self.simd, x_t, w_ih.view(), out, gw, false) };
+        }
+        // The pre-activations from h.
         let mut gh = Buf::<T>::reused(d.batch * gw);
-        let mut gx = Buf::<T>::reused(if gru { d.batch * gw } else { 0 });
         let mut c: Vec<T> = if d.kind == RecurrentKind::Lstm {
             (0..d.batch).flat_map(|b| self.c0[b * h + j0..][..hu].iter().copied()).collect()
         } else {
             Vec::new()
         };
-        let x_stride = d.seq * d.d_input;
+        // One sequence's saved values, gathered and then copied out in one piece.
+        let mut stage = vec![T::ZERO; if self.save { d.saved_blocks() * hu } else { 0 }];
         for k in 0..d.seq {
-            let t = d.time(k);
-            let x_t = Mat::new(&self.x[t * d.d_input..], [d.batch, d.d_input], [x_stride, 1]);
             let h_prev = if k == 0 {
                 Mat::rows(self.h0, d.batch, h)
             } else {
@@ -131,19 +140,16 @@ impl<T: Real> Forward<'_, T> {
                 // and is not written again.
                 unsafe { Mat::shared(self.out.ptr(t_prev * h), len, [d.batch, h], [d.seq * h, 1]) }
             };
-            let (gh_ptr, gx_ptr) = (gh.as_mut_slice().as_mut_ptr(), gx.as_mut_slice().as_mut_ptr());
-            // SAFETY: gh and gx are this member's own [batch, gw] buffers. A GRU keeps the
-            // input's part apart (r multiplies only the recurrent part of n).
+            // SAFETY: gh is this member's own [batch, gw] buffer.
             unsafe {
                 mul_packed(
                     self.simd,
-                    x_t,
-                    w_ih.view(),
-                    if gru { gx_ptr } else { gh_ptr },
+                    h_prev,
+                    w_hh.view(),
+                    gh.as_mut_slice().as_mut_ptr(),
                     gw,
                     false,
                 );
-                mul_packed(self.simd, h_prev, w_hh.view(), gh_ptr, gw, !gru);
             }
             let (gh, gx) = (gh.as_slice(), gx.as_slice());
             vectorized(
@@ -151,8 +157,9 @@ impl<T: Real> Forward<'_, T> {
                 #[inline(always)]
                 || {
                     for b in 0..d.batch {
-                        let gx = if gru { &gx[b * gw..][..gw] } else { &[][..] };
-                        self.cells(k, b, j0..j0 + hu, &gh[b * gw..][..gw], gx, &mut c);
+                        let gx = &gx[(k * d.batch + b) * gw..][..gw];
+                        let gh = &gh[b * gw..][..gw];
+                        self.cells(k, b, j0..j0 + hu, [gh, gx], &mut c, &mut stage);
                     }
                 },
             );
@@ -184,7 +191,15 @@ impl<T: Real> Forward<'_, T> {
 
     /// The gate functions for sequence `b` at step `k`, for `units`.
     #[inline(always)]
-    fn cells(&self, k: usize, b: usize, units: Range<usize>, gh: &[T], gx: &[T], c: &mut [T]) {
+    fn cells(
+        &self,
+        k: usize,
+        b: usize,
+        units: Range<usize>,
+        [gh, gx]: [&[T]; 2],
+        c: &mut [T],
+        stage: &mut [T],
+    ) {
         let (j0, hu) = (units.start, units.len());
         let d = self.d;
         let h = d.hidden;
@@ -196,9 +211,8 @@ impl<T: Real> Forward<'_, T> {
         let bias = |q: usize| &self.b_x[q * h + j0..][..hu];
         // SAFETY: this member's units of position (b, t); no one else touches them.
         let y = unsafe { self.out.part_mut((b * d.seq + t) * h + j0, hu) };
-        let sw = d.saved_width();
-        // SAFETY: as above, in the saved activations of row (k, b).
-        let acts = |q: usize| unsafe { self.acts.part_mut(row * sw + q * h + j0, hu) };
+        let mut blocks = stage.chunks_exact_mut(hu.max(1));
+        let mut acts = || blocks.next().expect("a staged block per saved value");
         let h_prev: &[T] = if k == 0 {
             &self.h0[b * h + j0..][..hu]
         } else {
@@ -207,29 +221,31 @@ impl<T: Real> Forward<'_, T> {
         };
         match d.kind {
             RecurrentKind::RnnTanh | RecurrentKind::RnnRelu => {
-                let (pre, bias) = (block(gh, 0, hu), bias(0));
+                let (pre, px, bias) = (block(gh, 0, hu), block(gx, 0, hu), bias(0));
                 let relu = d.kind == RecurrentKind::RnnRelu;
                 for j in 0..hu {
-                    let v = pre[j] + bias[j];
+                    let v = pre[j] + px[j] + bias[j];
                     y[j] = if relu { v.relu() } else { v.tanh() };
                 }
                 if self.save {
-                    acts(0).copy_from_slice(y);
+                    acts().copy_from_slice(y);
                 }
             }
             RecurrentKind::Lstm => {
                 let c = &mut c[b * hu..][..hu];
                 let (pi, pf) = (block(gh, 0, hu), block(gh, 1, hu));
                 let (pg, po) = (block(gh, 2, hu), block(gh, 3, hu));
+                let (xi, xf) = (block(gx, 0, hu), block(gx, 1, hu));
+                let (xg, xo) = (block(gx, 2, hu), block(gx, 3, hu));
                 let (bi, bf, bg, bo) = (bias(0), bias(1), bias(2), bias(3));
                 if self.save {
                     let (ai, af, ag, ao, atc, acp) =
-                        (acts(0), acts(1), acts(2), acts(3), acts(4), acts(5));
+                        (acts(), acts(), acts(), acts(), acts(), acts());
                     for j in 0..hu {
-                        let i = sigmoid(pi[j] + bi[j]);
-                        let f = sigmoid(pf[j] + bf[j]);
-                        let g = (pg[j] + bg[j]).tanh();
-                        let o = sigmoid(po[j] + bo[j]);
+                        let i = sigmoid(pi[j] + xi[j] + bi[j]);
+                        let f = sigmoid(pf[j] + xf[j] + bf[j]);
+                        let g = (pg[j] + xg[j] + bg[j]).tanh();
+                        let o = sigmoid(po[j] + xo[j] + bo[j]);
                         acp[j] = c[j];
                         let cn = f * c[j] + i * g;
                         let tc = cn.tanh();
@@ -239,10 +255,10 @@ impl<T: Real> Forward<'_, T> {
                     }
                 } else {
                     for j in 0..hu {
-                        let i = sigmoid(pi[j] + bi[j]);
-                        let f = sigmoid(pf[j] + bf[j]);
-                        let g = (pg[j] + bg[j]).tanh();
-                        let o = sigmoid(po[j] + bo[j]);
+                        let i = sigmoid(pi[j] + xi[j] + bi[j]);
+                        let f = sigmoid(pf[j] + xf[j] + bf[j]);
+                        let g = (pg[j] + xg[j] + bg[j]).tanh();
+                        let o = sigmoid(po[j] + xo[j] + bo[j]);
                         let cn = f * c[j] + i * g;
                         c[j] = cn;
                         y[j] = o * cn.tanh();
@@ -255,7 +271,7 @@ impl<T: Real> Forward<'_, T> {
                 let (br, bz, bn) = (bias(0), bias(1), bias(2));
                 let bhn = &self.b_hn[j0..][..hu];
                 if self.save {
-                    let (ar, az, an, ah) = (acts(0), acts(1), acts(2), acts(3));
+                    let (ar, az, an, ah, ap) = (acts(), acts(), acts(), acts(), acts());
                     for j in 0..hu {
                         let r = sigmoid(xr[j] + hr[j] + br[j]);
                         let z = sigmoid(xz[j] + hz[j] + bz[j]);
@@ -264,7 +280,7 @@ impl<T: Real> Forward<'_, T> {
                         y[j] = n + z * (h_prev[j] - n);
                         (ar[j], az[j], an[j], ah[j]) = (r, z, n, rec);
                     }
-                    acts(4).copy_from_slice(h_prev);
+                    ap.copy_from_slice(h_prev);
                 } else {
                     for j in 0..hu {
                         let r = sigmoid(xr[j] + hr[j] + br[j]);
@@ -276,6 +292,9 @@ impl<T: Real> Forward<'_, T> {
             }
         }
         if self.save {
+            // SAFETY: this member's saved values of row (k, b), contiguous by `saved_at`.
+            let acts = unsafe { self.acts.part_mut(d.saved_at(k, b, 0, &units), stage.len()) };
+            acts.copy_from_slice(stage);
             // The state position (b, t) started from, for dW_hh after the backward loop.
             // SAFETY: this member's units of row (k, b) of `hp`.
             unsafe { write_blocked::<T, MR>(&self.hp, d.rows(), row, j0, h_prev) };

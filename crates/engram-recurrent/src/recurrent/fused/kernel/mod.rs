@@ -24,6 +24,8 @@ mod forward;
 pub(crate) use backward::backward;
 pub(crate) use forward::forward;
 
+use std::ops::Range;
+
 use super::super::RecurrentKind;
 use super::packed::{Blocked, NR};
 use super::real::{Buf, Real};
@@ -62,15 +64,22 @@ impl Dims {
         if self.reverse { self.seq - 1 - k } else { k }
     }
 
-    /// Values saved per position for the backward pass: LSTM `i, f, g, o, tanh c, c_prev`;
-    /// GRU `r, z, n, W_hn h + b_hn, h_prev`; RNN `h`.
-    fn saved_width(&self) -> usize {
-        self.hidden
-            * match self.kind {
-                RecurrentKind::Lstm => 6,
-                RecurrentKind::Gru => 5,
-                RecurrentKind::RnnTanh | RecurrentKind::RnnRelu => 1,
-            }
+    /// Values saved per unit and position for the backward pass: LSTM `i, f, g, o, tanh c,
+    /// c_prev`; GRU `r, z, n, W_hn h + b_hn, h_prev`; RNN `h`.
+    fn saved_blocks(&self) -> usize {
+        match self.kind {
+            RecurrentKind::Lstm => 6,
+            RecurrentKind::Gru => 5,
+            RecurrentKind::RnnTanh | RecurrentKind::RnnRelu => 1,
+        }
+    }
+
+    /// Where saved block `q` of sequence `b` at step `k` starts, for the member that owns
+    /// `units`. A step's values are grouped by member, so that each member reads its own as
+    /// one stream in the backward loop (`hu` values per block, blocks of a sequence together).
+    fn saved_at(&self, k: usize, b: usize, q: usize, units: &Range<usize>) -> usize {
+        let s = self.saved_blocks();
+        k * self.batch * s * self.hidden + units.start * self.batch * s + (b * s + q) * units.len()
     }
 
     /// Members of the team and the alignment of their shares of the hidden units.
@@ -99,7 +108,7 @@ pub(crate) struct Saved<T: Real> {
     /// `[rows, h]`: the hidden state each position started from, in strips, the left operand
     /// of `dW_hh`.
     hp: Buf<T>,
-    /// `[rows, saved_width]`, see [`Dims::saved_width`].
+    /// `[rows, saved_blocks · h]`, arranged as [`Dims::saved_at`] says.
     acts: Buf<T>,
 }
 
@@ -115,18 +124,25 @@ unsafe fn write_blocked<T: Copy, const W: usize>(
     j0: usize,
     values: &[T],
 ) {
-    // A run of W values from j0 straddles at most two panels.
-    let split = W - j0 % W;
     let mut j = j0;
-    for chunk in values.chunks(W) {
-        let (first, second) = chunk.split_at(split.min(chunk.len()));
-        for run in [first, second] {
-            if !run.is_empty() {
-                let at = Blocked::<T, W>::offset(k, r, j);
-                // SAFETY: the caller's promise; a run stays inside one panel's row.
-                unsafe { dst.part_mut(at, run.len()) }.copy_from_slice(run);
-                j += run.len();
+    let mut rest = values;
+    while !rest.is_empty() {
+        // Up to the end of the panel that column j lies in.
+        let run = (W - j % W).min(rest.len());
+        let at = Blocked::<T, W>::offset(k, r, j);
+        // SAFETY: the caller's promise; a run stays inside one panel's row.
+        let out = unsafe { dst.part_mut(at, run) };
+        if run == W {
+            // A whole panel row: a fixed-size copy the compiler inlines (a call to memcpy per
+            // few values cost more than the copy).
+            let out: &mut [T; W] = out.try_into().expect("a panel row has W values");
+            *out = rest[..W].try_into().expect("W values");
+        } else {
+            for (o, &v) in out.iter_mut().zip(rest) {
+                *o = v;
             }
         }
+        j += run;
+        rest = &rest[run..];
     }
 }
