@@ -164,8 +164,10 @@ fn run<T: SoftFloat, const L: usize, const FMA: bool>(
     }
 
     // Forward, as in `kernel.rs`: R(-1, -1) = 0 at t = 0 of diagonal -2, +∞ elsewhere outside.
+    // The recursion runs on `R · log2(e) / γ`: the soft-min then needs `2^x` and `log2`, and
+    // neither the three divisions by γ nor the reductions `x / ln 2` of a natural `exp`.
     p2[0] = zero;
-    let inv_gamma = T::ONE / gamma;
+    let scale = T::from_f64(std::f64::consts::LOG2_E) / gamma;
     let mut values = zero;
     for (k, &at) in offsets[..=last].iter().enumerate() {
         let (lo, hi) = (row_lo(k), row_hi(k));
@@ -176,12 +178,12 @@ fn run<T: SoftFloat, const L: usize, const FMA: bool>(
             [&p1[lo..lo + len], &p1[lo + 1..lo + 1 + len], &p2[lo..lo + len]],
             [&xt[lo * dim..(lo + len) * dim], &yr[r0 * dim..(r0 + len) * dim]],
             dim,
-            [gamma, inv_gamma],
+            scale,
             &mut weights[at..at + len],
         );
         for (l, &(end, row)) in ends.iter().enumerate() {
             if end == k {
-                values[l] = cur[row + 1][l];
+                values[l] = cur[row + 1][l] / scale;
             }
         }
         cur[lo] = inf;
@@ -297,14 +299,16 @@ macro_rules! each {
 }
 
 /// One diagonal of `R(i, j) = cost(i, j) + min^γ(up, left, diag)`, the cost the squared
-/// distance of `xs[t]` and `ys[t]` (`dim` entries each), storing two of the soft-min weights.
+/// distance of `xs[t]` and `ys[t]` (`dim` entries each), storing two of the soft-min weights;
+/// everything in units of `γ / scale` (`scale = log2(e) / γ`), in which the soft-min is
+/// `min - log2 Σ 2^(min - x)`.
 #[inline(always)]
 fn forward_diagonal<T: SoftFloat, const L: usize, const FMA: bool>(
     cur: &mut [[T; L]],
     [up, left, diag]: [&[[T; L]]; 3],
     [xs, ys]: [&[[T; L]]; 2],
     dim: usize,
-    [gamma, inv_gamma]: [T; 2],
+    scale: T,
     weights: &mut [[[T; L]; 2]],
 ) {
     let len = cur.len();
@@ -321,17 +325,17 @@ fn forward_diagonal<T: SoftFloat, const L: usize, const FMA: bool>(
         }
         let (a, b, c) = (up[t], left[t], diag[t]);
         let min: [T; L] = each!(l => a[l].min2(b[l]).min2(c[l]));
-        let ea: [T; L] = each!(l => T::exp_nonpositive::<FMA>((min[l] - a[l]) * inv_gamma));
-        let eb: [T; L] = each!(l => T::exp_nonpositive::<FMA>((min[l] - b[l]) * inv_gamma));
-        let ec: [T; L] = each!(l => T::exp_nonpositive::<FMA>((min[l] - c[l]) * inv_gamma));
+        let ea: [T; L] = each!(l => T::exp2_nonpositive::<FMA>(min[l] - a[l]));
+        let eb: [T; L] = each!(l => T::exp2_nonpositive::<FMA>(min[l] - b[l]));
+        let ec: [T; L] = each!(l => T::exp2_nonpositive::<FMA>(min[l] - c[l]));
         let sum: [T; L] = each!(l => ea[l] + eb[l] + ec[l]);
         // Only `ea` and `eb` are normalised and stored: the backward pass takes the third weight
         // as `1 - wu - wl`. A third less memory traffic for the weights, which at 256 × 256 no
         // longer fit in L2, made the kernel 7 % faster; in f32 that weight is then off by a
         // few 1e-7 in absolute rather than relative terms, the size of the rounding of `E`.
         let inv = T::recip_lanes::<L, FMA>(sum);
-        let ln = T::ln_1_to_3_lanes::<L, FMA>(sum);
-        cur[t] = each!(l => cost[l] + min[l] - gamma * ln[l]);
+        let log2 = T::log2_1_to_3_lanes::<L, FMA>(sum);
+        cur[t] = each!(l => T::madd::<FMA>(cost[l], scale, min[l]) - log2[l]);
         weights[t] = [each!(l => ea[l] * inv[l]), each!(l => eb[l] * inv[l])];
     }
 }

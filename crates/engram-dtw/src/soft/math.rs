@@ -4,7 +4,9 @@
 //! libm's `exp`/`ln` are opaque calls that keep a loop scalar. These are branch-free polynomials
 //! (selects compile to blends) on the two ranges the recursions use: every soft-min argument is
 //! `-(x - min) / γ ≤ 0`, and the sum of three such exponentials, one of which is `e⁰ = 1`, lies in
-//! `[1, 3]`. Accuracy is within a few ulps of the type: Taylor series past the type's epsilon.
+//! `[1, 3]`. Accuracy is within a few ulps of the type: Taylor series past the type's epsilon,
+//! evaluated by Estrin's scheme. The lanes kernel (`lanes.rs`) runs its recursion in base 2 and
+//! uses `2^x` and `log2`, which skip the reductions by `ln 2`, and a reciprocal estimate.
 
 use crate::float::Float;
 
@@ -22,8 +24,12 @@ pub(crate) trait SoftFloat: Float {
     /// time) in the AVX2+FMA copy, where it is the hardware estimate refined by one Newton step
     /// (relative error below 2⁻²², a few ulps), a third of the division's cost.
     fn recip_lanes<const L: usize, const FMA: bool>(x: [Self; L]) -> [Self; L];
-    /// [`SoftFloat::ln_1_to_3`] lane by lane, its division done by [`SoftFloat::recip_lanes`].
-    fn ln_1_to_3_lanes<const L: usize, const FMA: bool>(s: [Self; L]) -> [Self; L];
+    /// `2^x` for `x ≤ 0`, as [`SoftFloat::exp_nonpositive`]: for a recursion kept in base 2,
+    /// which needs no reduction `x / ln 2` (a multiply-add and two corrections per call).
+    fn exp2_nonpositive<const FMA: bool>(x: Self) -> Self;
+    /// `log2 s` for `s` in `[1, 3]`, lane by lane: [`SoftFloat::ln_1_to_3`] in base 2, its
+    /// division done by [`SoftFloat::recip_lanes`].
+    fn log2_1_to_3_lanes<const L: usize, const FMA: bool>(s: [Self; L]) -> [Self; L];
 }
 
 /// `1 / n!` for `n < 16`.
@@ -32,6 +38,17 @@ const INV_FACTORIAL: [f64; 16] = {
     let mut i = 1;
     while i < 16 {
         a[i] = a[i - 1] / i as f64;
+        i += 1;
+    }
+    a
+};
+
+/// `(ln 2)^n / n!` for `n < 16`: `2^f = e^(f ln 2)`.
+const LN2_POWERS: [f64; 16] = {
+    let mut a = [1.0; 16];
+    let mut i = 1;
+    while i < 16 {
+        a[i] = a[i - 1] * std::f64::consts::LN_2 / i as f64;
         i += 1;
     }
     a
@@ -103,6 +120,8 @@ trait MulAdd: Sized {
     /// `|t| <= 0.172`, which `ln_series` sums.
     fn ln_reduce(s: Self) -> (Self, Self);
     fn ln_series<const FMA: bool>(t: Self, k: Self) -> Self;
+    /// `ln_series / ln 2`: `2 t / ln 2 · (...) + k`.
+    fn log2_series<const FMA: bool>(t: Self, k: Self) -> Self;
 }
 
 /// The hardware reciprocal estimate (12 bits) and one Newton step, `r (2 - x r)`, which squares
@@ -159,6 +178,14 @@ macro_rules! soft_float {
                 let p = estrin::<$t, $ln_terms, FMA>(t * t, &COEFFS);
                 madd::<$t, FMA>(2.0 * t, p, k * LN2)
             }
+
+            #[inline(always)]
+            fn log2_series<const FMA: bool>(t: $t, k: $t) -> $t {
+                const TWO_LOG2_E: $t = 2.0 * std::f64::consts::LOG2_E as $t;
+                const COEFFS: [f64; $ln_terms] = prefix(&INV_ODD);
+                let p = estrin::<$t, $ln_terms, FMA>(t * t, &COEFFS);
+                madd::<$t, FMA>(TWO_LOG2_E * t, p, k)
+            }
         }
 
         impl SoftFloat for $t {
@@ -206,9 +233,22 @@ macro_rules! soft_float {
             }
 
             #[inline(always)]
-            fn ln_1_to_3_lanes<const L: usize, const FMA: bool>(s: [Self; L]) -> [Self; L] {
-                // Plain loops, not `map` or `from_fn`: their closures are not always inlined,
-                // and out of line they lose the kernel's FMA (see `lanes.rs`).
+            fn exp2_nonpositive<const FMA: bool>(x: Self) -> Self {
+                // 2^x = 2^k 2^f with k = round(x), |f| <= 1/2, built as in `exp_nonpositive`;
+                // f = x - k is exact.
+                const SHIFT: $t = 1.5 * (1u64 << $mant) as $t + $bias as $t;
+                const LOW: $t = 1.0 - $bias as $t;
+                const COEFFS: [f64; $exp_terms + 1] = prefix(&LN2_POWERS);
+                let xc = if x < LOW { LOW } else { x };
+                let kf = xc + SHIFT;
+                let scale = <$t>::from_bits(kf.to_bits() << $mant);
+                let f = xc - (kf - SHIFT);
+                let y = estrin::<$t, { $exp_terms + 1 }, FMA>(f, &COEFFS) * scale;
+                if x < LOW { 0.0 } else { y }
+            }
+
+            #[inline(always)]
+            fn log2_1_to_3_lanes<const L: usize, const FMA: bool>(s: [Self; L]) -> [Self; L] {
                 let (mut f, mut k, mut den) = ([0.0; L], [0.0; L], [0.0; L]);
                 for l in 0..L {
                     (f[l], k[l]) = <$t as MulAdd>::ln_reduce(s[l]);
@@ -217,7 +257,7 @@ macro_rules! soft_float {
                 let inv = Self::recip_lanes::<L, FMA>(den);
                 let mut out = [0.0; L];
                 for l in 0..L {
-                    out[l] = <$t as MulAdd>::ln_series::<FMA>((f[l] - 1.0) * inv[l], k[l]);
+                    out[l] = <$t as MulAdd>::log2_series::<FMA>((f[l] - 1.0) * inv[l], k[l]);
                 }
                 out
             }
@@ -277,24 +317,45 @@ mod tests {
         check_ln::<f64, true>(5e-16);
     }
 
-    /// The lane versions over `[0.9, 3.2]` (`ln`) and `[1, 8]` (`recip`), 8 values at a time.
+    /// The lane versions over `[0.9, 3.2]` (`log2`) and `[2.25, 8]` (`recip`), `L` at a time.
     fn check_lanes<T: SoftFloat, const L: usize, const FMA: bool>(rel: f64) {
         let mut start = 0.9;
         while start <= 3.2 {
             let s: [T; L] = std::array::from_fn(|l| T::from_f64(start + 0.000_71 * l as f64));
-            let ln = T::ln_1_to_3_lanes::<L, FMA>(s);
+            let log2 = T::log2_1_to_3_lanes::<L, FMA>(s);
             let inv = T::recip_lanes::<L, FMA>(s.map(|s| s * T::from_f64(2.5)));
             for l in 0..L {
                 let s = s[l].to_f64();
-                let want = s.ln();
-                let got = ln[l].to_f64();
-                assert!((got - want).abs() <= rel * want.abs() + rel, "ln({s}) = {got}");
+                let want = s.log2();
+                let got = log2[l].to_f64();
+                assert!((got - want).abs() <= rel * want.abs() + rel, "log2({s}) = {got}");
                 let want = 1.0 / (T::from_f64(2.5).to_f64() * s);
                 let got = inv[l].to_f64();
                 assert!((got - want).abs() <= rel * want, "1 / ({s} · 2.5) = {got}");
             }
             start += 0.000_71 * L as f64;
         }
+    }
+
+    fn check_exp2<T: SoftFloat, const FMA: bool>(rel: f64) {
+        let mut x = -1100.0;
+        while x <= 0.0 {
+            let got = T::exp2_nonpositive::<FMA>(T::from_f64(x)).to_f64();
+            let want = T::from_f64(x).to_f64().exp2();
+            let tiny = if rel > 1e-10 { 1e-37 } else { 1e-306 };
+            assert!((got - want).abs() <= rel * want + tiny, "2^{x} = {got}, want {want}");
+            x += 0.0137;
+        }
+        assert_eq!(T::exp2_nonpositive::<FMA>(T::ZERO).to_f64(), 1.0);
+        assert_eq!(T::exp2_nonpositive::<FMA>(T::from_f64(f64::NEG_INFINITY)).to_f64(), 0.0);
+    }
+
+    #[test]
+    fn base_2_versions_are_as_accurate() {
+        check_exp2::<f32, false>(4e-7);
+        check_exp2::<f32, true>(4e-7);
+        check_exp2::<f64, false>(1e-15);
+        check_exp2::<f64, true>(1e-15);
     }
 
     #[test]
