@@ -96,7 +96,10 @@ fn synthetic(n: usize, seed: u64) -> Vec<QaExample> {
 
 fn learns(kind: ModelKind, epochs: usize) {
     let device = test_device();
-    let train = synthetic(if kind == ModelKind::Memn2n { 400 } else { 200 }, 1);
+    // The readers see more stories than MemN2N: a statement encoder generalises over who went
+    // where only after more combinations (with 400 stories, 2 of 64 seeded runs stopped at 99 %;
+    // with 800, none of 128).
+    let train = synthetic(if kind == ModelKind::Memn2n { 400 } else { 800 }, 1);
     let test = synthetic(100, 2);
     let vocab = Vocab::build(train.iter().chain(&test));
     let mut config = BabiTrainConfig::new(kind);
@@ -106,16 +109,19 @@ fn learns(kind: ModelKind, epochs: usize) {
         config.model.n_layers = 1;
         config.lr = 0.05;
     } else {
+        // Small enough to train in seconds in a debug build; one hop for one supporting fact.
         config.model.d_model = 16;
         config.model.n_heads = 2;
         config.model.n_layers = 1;
+        config.model.n_hops = 1;
         config.model.dropout = 0.0;
         config.lr = 1e-2;
-        config.halve_every = 0;
+        config.batch_size = 16;
+        config.halve_every = 3;
     }
     let run = train_babi(&train, &test, &vocab, &config, &device, &mut |_| {});
     let (error, _) = evaluate(&run.model, &test, &vocab, 50, false, &device);
-    assert_eq!(error, 0.0, "{kind:?} test error {error}; history {:?}", run.history.last());
+    assert_eq!(error, 0.0, "{kind:?} test error {error}; history {:?}", run.history);
 }
 
 #[test]
@@ -124,27 +130,23 @@ fn memn2n_learns_single_supporting_fact() {
 }
 
 #[test]
-#[ignore = "the readers' QA head reaches about 50 % here (measured: 0.45-0.56 test error after 20 epochs); not yet the issue's 100 %"]
 fn transformer_reader_learns_single_supporting_fact() {
-    learns(ModelKind::Transformer, 20);
+    learns(ModelKind::Transformer, 5);
 }
 
 #[test]
-#[ignore = "the readers' QA head reaches about 50 % here (measured: 0.45-0.56 test error after 20 epochs); not yet the issue's 100 %"]
 fn universal_transformer_reader_learns_single_supporting_fact() {
-    learns(ModelKind::Universal, 20);
+    learns(ModelKind::Universal, 5);
 }
 
 #[test]
-#[ignore = "the readers' QA head reaches about 50 % here (measured: 0.45-0.56 test error after 20 epochs); not yet the issue's 100 %"]
 fn lstm_reader_learns_single_supporting_fact() {
-    learns(ModelKind::Lstm, 20);
+    learns(ModelKind::Lstm, 5);
 }
 
 #[test]
-#[ignore = "the readers' QA head reaches about 50 % here (measured: 0.45-0.56 test error after 20 epochs); not yet the issue's 100 %"]
 fn gru_reader_learns_single_supporting_fact() {
-    learns(ModelKind::Gru, 20);
+    learns(ModelKind::Gru, 5);
 }
 
 #[test]
@@ -171,5 +173,35 @@ fn saved_models_answer_the_same_and_show_attention() {
         assert!((hop.iter().sum::<f64>() - 1.0).abs() < 1e-4, "{hop:?}");
     }
     assert!(a.to_svg().starts_with("<svg") && a.to_text().contains("hop 3"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn saved_readers_answer_the_same_with_one_attention_per_hop() {
+    let device = test_device();
+    let train = synthetic(50, 4);
+    let vocab = Vocab::build(&train);
+    let mut config = BabiTrainConfig::new(ModelKind::Gru);
+    config.epochs = 1;
+    config.model.d_model = 8;
+    config.model.n_layers = 1;
+    config.model.n_hops = 2;
+    let run = train_babi(&train, &[], &vocab, &config, &device, &mut |_| {});
+    let trained = TrainedBabi { spec: config.model.clone(), vocab, model: run.model };
+    let dir = std::env::temp_dir().join(format!("engram-babi-reader-{}", std::process::id()));
+    trained.save(&dir).unwrap();
+    let loaded = TrainedBabi::load(&dir, &device).unwrap();
+    let story = "1 Mary went to the kitchen.\n2 John went to the garden.\n";
+    let (a, b) = (
+        trained.ask(story, "Where is Mary?", &device),
+        loaded.ask(story, "Where is Mary?", &device),
+    );
+    assert_eq!((&a.answer, a.hops.len()), (&b.answer, 2));
+    for (x, y) in a.hops.iter().flatten().zip(b.hops.iter().flatten()) {
+        assert!((x - y).abs() < 1e-5, "{:?} vs {:?}", a.hops, b.hops);
+    }
+    for hop in &a.hops {
+        assert!((hop.iter().sum::<f64>() - 1.0).abs() < 1e-4, "{hop:?}");
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }

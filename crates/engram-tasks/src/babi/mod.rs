@@ -8,7 +8,9 @@
 //!   not fatal.
 //! - [`memn2n`]: bag-of-words or position encoding, temporal encoding, `K` hops, adjacent or
 //!   layer-wise tying, linear start (`forward(.., linear)`); answers over the vocabulary.
-//! - [`contract`]: transformer, universal transformer, LSTM or GRU encoders with one QA head.
+//! - [`contract`]: readers on the memory contract: each statement and the question encoded by a
+//!   transformer, universal transformer, LSTM or GRU, and one QA head attending over the
+//!   statements in hops.
 //! - [`train`]: per-task or joint training, best of several seeded runs by training error.
 //! - [`saved`]: a model directory (`babi.json`, `model.bpk`) and `ask`.
 //! - [`report`]: per-task error tables next to the published MemN2N and LSTM numbers.

@@ -2,10 +2,10 @@
 //! contract, with the attention over memory slots that `engram ask` shows.
 
 use burn::module::Module;
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::contract::{ContractReader, ContractReaderConfig, Mechanism, TokenBatch};
+use super::contract::{ContractReader, ContractReaderConfig, Mechanism, SentenceBatch};
 use super::encode::HostBatch;
 use super::memn2n::{MemN2N, MemN2NConfig, MemoryBatch, SentenceEncoding, Tying};
 
@@ -77,6 +77,14 @@ pub struct ModelSpec {
     pub n_heads: usize,
     /// Readers: dropout.
     pub dropout: f64,
+    /// Readers: hops of the QA head over the statements. Default: 3. (MemN2N's hops are
+    /// `n_layers`.) Absent in files saved before it existed, which read as 3.
+    #[serde(default = "default_hops")]
+    pub n_hops: usize,
+}
+
+fn default_hops() -> usize {
+    3
 }
 
 impl ModelSpec {
@@ -93,6 +101,7 @@ impl ModelSpec {
             layer_wise: false,
             n_heads: 4,
             dropout: 0.1,
+            n_hops: default_hops(),
         }
     }
 
@@ -133,7 +142,8 @@ impl ModelSpec {
                 .with_n_layers(self.n_layers)
                 .with_n_heads(self.n_heads)
                 .with_dropout(self.dropout)
-                .with_max_tokens(self.memory_size * 16)
+                .with_n_hops(self.n_hops)
+                .with_memory_size(self.memory_size)
                 .init(device),
         )
     }
@@ -155,9 +165,8 @@ pub enum BabiModel {
 pub struct Answered {
     /// `[batch, vocab]` answer logits.
     pub logits: Tensor<2>,
-    /// Per hop (one for the readers), `[batch, memory]` attention over the memory slots of the
-    /// [`HostBatch`] (slot 0 the most recent statement); readers' token attention summed per
-    /// statement.
+    /// Per hop, `[batch, memory]` attention over the memory slots of the [`HostBatch`] (slot 0
+    /// the most recent statement).
     pub attention: Vec<Tensor<2>>,
 }
 
@@ -171,20 +180,8 @@ impl BabiModel {
                 Answered { logits: out.logits, attention: out.attention }
             }
             BabiModel::Reader(reader) => {
-                let batch = TokenBatch::new(host, device);
-                let out = reader.forward(&batch);
-                // Sum token attention per slot with a [batch, tokens, memory] one-hot matmul.
-                let [b, t] = out.attention.dims();
-                let m = host.memory;
-                let mut onehot = vec![0.0f32; b * t * m];
-                for (row, slots) in batch.slot_of_token.iter().enumerate() {
-                    for (tok, &slot) in slots.iter().enumerate() {
-                        onehot[(row * t + tok) * m + slot] = 1.0;
-                    }
-                }
-                let onehot = Tensor::<3>::from_data(TensorData::new(onehot, [b, t, m]), device);
-                let per_slot = out.attention.unsqueeze_dim::<3>(1).matmul(onehot).reshape([b, m]);
-                Answered { logits: out.logits, attention: vec![per_slot] }
+                let out = reader.forward(&SentenceBatch::new(host, device));
+                Answered { logits: out.logits, attention: out.attention }
             }
         }
     }

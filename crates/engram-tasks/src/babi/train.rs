@@ -116,8 +116,9 @@ impl BabiTrainConfig {
         if !(0.0..1.0).contains(&self.noise) {
             return Err(format!("noise must be in [0, 1), got {}", self.noise));
         }
-        if self.model.d_model == 0 || self.model.n_layers == 0 || self.model.memory_size == 0 {
-            return Err("model d_model, n_layers and memory_size must be positive".into());
+        let m = &self.model;
+        if m.d_model == 0 || m.n_layers == 0 || m.memory_size == 0 || m.n_hops == 0 {
+            return Err("model d_model, n_layers, memory_size and n_hops must be positive".into());
         }
         Ok(())
     }
