@@ -329,7 +329,7 @@ fn finish(
 /// `3 (no file ...qa3_three-supporting-facts_train.txt)` for each task that could not be read.
 fn missing_text(loaded: &LoadedTasks) -> String {
     let one = |(task, err): &(usize, engram_tasks::data::DataError)| match err {
-        engram_tasks::data::DataError::MissingFile { path } => format!(
+        engram_tasks::data::DataError::MissingFile { path, .. } => format!(
             "task {task} (no {})",
             path.file_name()
                 .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into())

@@ -284,7 +284,7 @@ fn missing_dataset_files_point_at_the_data_flag() {
     let data_dir = fixture("data");
     let error = ClassificationDataset::Sst5.load(&data_dir, OnMalformed::Stop).unwrap_err();
     let expected = data_dir.join("classification/sst/kim-stsa/stsa.fine.train");
-    assert!(matches!(&error, DataError::MissingFile { path } if *path == expected));
+    assert!(matches!(&error, DataError::MissingFile { path, .. } if *path == expected));
     let message = error.to_string();
     assert!(message.contains("--data") && message.contains("ENGRAM_DATA"), "{message}");
 }

@@ -76,7 +76,7 @@ pub fn read_babi(
     options: ReadOptions,
 ) -> Result<(Vec<QaExample>, BabiReadReport), DataError> {
     if !path.exists() {
-        return Err(DataError::MissingFile { path: path.to_owned() });
+        return Err(DataError::MissingFile { path: path.to_owned(), folder: "babi" });
     }
     let text = std::fs::read_to_string(path)
         .map_err(|source| DataError::Io { path: path.to_owned(), source })?;

@@ -150,7 +150,7 @@ impl ClassificationDataset {
         for file in &layout {
             let path = data_dir.join(&file.path);
             if !path.is_file() {
-                return Err(DataError::MissingFile { path });
+                return Err(DataError::MissingFile { path, folder: "classification" });
             }
         }
         let labels = self.labels();

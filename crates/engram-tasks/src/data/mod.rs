@@ -160,12 +160,14 @@ pub enum DataError {
     /// A data file that a named dataset needs is not there.
     #[error(
         "missing data file {}: point --data or ENGRAM_DATA at the data folder (the one that \
-         holds classification/)",
+         holds {folder}/)",
         path.display()
     )]
     MissingFile {
         /// The path that was looked for.
         path: PathBuf,
+        /// The folder under the data folder that holds the dataset: `classification` or `babi`.
+        folder: &'static str,
     },
     /// A row could not be read (under [`OnMalformed::Stop`]).
     #[error("{0}")]
