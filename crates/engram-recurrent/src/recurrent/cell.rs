@@ -127,8 +127,8 @@ impl RecurrentCell {
             Some(c) => c.clone(),
             None => state.hidden.zeros_like(),
         };
-        // [batch · seq (+ batch), h]: batch-major hidden states, then (LSTM) the last cell.
-        let y = super::fused::recurrent_sequence(
+        // [batch · seq, h]: batch-major hidden states; and the last cell state.
+        let (states, c_last) = super::fused::recurrent_sequence(
             input,
             state.hidden,
             c0,
@@ -139,10 +139,10 @@ impl RecurrentCell {
             self.kind,
             reverse,
         );
-        let output = y.clone().narrow(0, 0, batch * seq).reshape([batch, seq, d_hidden]);
+        let output = states.reshape([batch, seq, d_hidden]);
         let last = if reverse { 0 } else { seq - 1 };
         let hidden = output.clone().narrow(1, last, 1).reshape([batch, d_hidden]);
-        let cell = self.kind.has_cell().then(|| y.narrow(0, batch * seq, batch));
+        let cell = self.kind.has_cell().then_some(c_last);
         (output, CellState { hidden, cell })
     }
 

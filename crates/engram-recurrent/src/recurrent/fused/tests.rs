@@ -193,7 +193,9 @@ fn kernel_matches_a_plain_f64_reference_on_odd_sizes() {
                 let (y, saved) = kernel::forward(d, &f32s[0], &f32s[1], &f32s[2], w, true);
                 let saved = saved.expect("saved");
                 let dy32: Vec<f32> = dy.iter().map(|&v| v as f32).collect();
-                let g = kernel::backward(d, &saved, &dy32, w, true);
+                let rows = batch * seq * hidden;
+                let dc = lstm.then(|| &dy32[rows..]);
+                let g = kernel::backward(d, &saved, &dy32[..rows], dc, w, true);
                 let c0 = if lstm { g.c0.clone() } else { vec![0.0; batch * hidden] };
                 let to64 = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
                 let parts = [&g.x, &g.h0, &c0, &g.w_ih, &g.b_ih, &g.w_hh, &g.b_hh].map(|v| to64(v));
@@ -209,7 +211,9 @@ fn kernel_matches_a_plain_f64_reference_on_odd_sizes() {
             let w =
                 Weights { w_ih: &inputs[3], b_ih: &inputs[4], w_hh: &inputs[5], b_hh: &inputs[6] };
             let (y, saved) = kernel::forward(d, &inputs[0], &inputs[1], &inputs[2], w, true);
-            let g = kernel::backward(d, &saved.expect("saved"), &dy, w, true);
+            let rows = batch * seq * hidden;
+            let dc = lstm.then(|| &dy[rows..]);
+            let g = kernel::backward(d, &saved.expect("saved"), &dy[..rows], dc, w, true);
             let c0 = if lstm { g.c0.clone() } else { vec![0.0; batch * hidden] };
             let grads = [&g.x[..], &g.h0, &c0, &g.w_ih, &g.b_ih, &g.w_hh, &g.b_hh];
             check(&y, grads, 1e-7, &format!("f64, reverse {reverse}"));
@@ -240,7 +244,9 @@ fn reused_buffers_do_not_leak_into_the_next_pass() {
         let dy: Vec<f32> = values(80, d.out_rows() * hidden).iter().map(|&x| x as f32).collect();
         let pass = || {
             let (y, saved) = kernel::forward(d, &v[0], &v[1], &v[2], w, true);
-            let g = kernel::backward(d, &saved.expect("saved"), &dy, w, true);
+            let rows = batch * seq * hidden;
+            let dc = (kind == RecurrentKind::Lstm).then(|| &dy[rows..]);
+            let g = kernel::backward(d, &saved.expect("saved"), &dy[..rows], dc, w, true);
             [y, g.x, g.h0, g.c0, g.w_ih, g.b_ih, g.w_hh, g.b_hh]
         };
         let before = pass();

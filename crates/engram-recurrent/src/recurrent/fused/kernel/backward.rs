@@ -20,19 +20,21 @@ pub(crate) struct Grads<T> {
     pub(crate) b_hh: Vec<T>,
 }
 
-/// Backpropagation through time. `dy` is the gradient of [`forward`](super::forward)'s output
-/// (same layout); the input's gradient is computed only if `want_x`. The biases of `w` are not
-/// read.
+/// Backpropagation through time. `dy` is the gradient of [`forward`](super::forward)'s hidden
+/// states (`[batch, seq, h]`), `dc` that of an LSTM's last cell state (`[batch, h]`, zero if
+/// `None`); the input's gradient is computed only if `want_x`. The biases of `w` are not read.
 pub(crate) fn backward<T: Real>(
     d: Dims,
     saved: &Saved<T>,
     dy: &[T],
+    dc: Option<&[T]>,
     w: Weights<T>,
     want_x: bool,
 ) -> Grads<T> {
     let (h, width, rows) = (d.hidden, d.width(), d.rows());
     assert!(
-        dy.len() == d.out_rows() * h
+        dy.len() == rows * h
+            && dc.is_none_or(|dc| dc.len() == d.batch * h)
             && saved.hp.as_slice().len() == Blocked::<T, MR>::len(rows, h)
             && saved.x.as_slice().len() == Blocked::<T, MR>::len(rows, d.d_input),
         "recurrent kernel: output gradient or saved state do not match {d:?}"
@@ -46,10 +48,9 @@ pub(crate) fn backward<T: Real>(
     let mut dp_panels = Buf::<T>::reused(Blocked::<T, NR>::len(rows, width));
     let mut dr_panels = Buf::<T>::reused(if gru { Blocked::<T, NR>::len(rows, width) } else { 0 });
     let mut dh = vec![T::ZERO; d.batch * h];
-    let mut dc = if d.kind == RecurrentKind::Lstm {
-        dy[rows * h..].to_vec()
-    } else {
-        vec![T::ZERO; d.batch * h]
+    let mut dc = match dc {
+        Some(dc) if d.kind == RecurrentKind::Lstm => dc.to_vec(),
+        _ => vec![T::ZERO; d.batch * h],
     };
     let mut grads = Grads {
         x: vec![T::ZERO; if want_x { rows * d.d_input } else { 0 }],
