@@ -9,6 +9,7 @@
 //! data-dependent branches, so the values do not change the speed.
 
 use std::hint::black_box;
+use std::time::Duration;
 
 use burn::tensor::{DType, Distribution, Tensor};
 use criterion::{BenchmarkId, Criterion, Throughput};
@@ -113,6 +114,10 @@ pub fn dtw_matrix(c: &mut Criterion) {
 /// backend's default float) and, where the backend has it, f64 (the anchors' precision).
 /// Throughput counts the DP cells of the forward recursion, `32 · 256 · 256`. The batch runs on
 /// rayon's global pool, whose size the id ends with: `RAYON_NUM_THREADS=1` for one thread.
+///
+/// With `ENGRAM_BENCH_CPU=1` the time is the process's CPU time (all threads; ids end `_cpu`),
+/// as the anchors' `cpu_ns_per_cell`: on a shared machine it is the steadier measure of the
+/// work, while wall time measures the share of the cores the job got.
 pub fn dtw_softdtw(c: &mut Criterion) {
     let mut group = c.benchmark_group("dtw/softdtw");
     let backend = match engram_tensor::select_backend(None) {
@@ -134,17 +139,49 @@ pub fn dtw_softdtw(c: &mut Criterion) {
     group.throughput(Throughput::Elements((batch * len * len) as u64));
     for (name, dtype) in dtypes {
         let (x, y) = (x.clone().cast(dtype), y.clone().cast(dtype));
-        let params = format!("b{batch}_n{len}_d{dim}_{name}_t{threads}");
+        let cpu = std::env::var_os("ENGRAM_BENCH_CPU").is_some_and(|v| v == "1");
+        let suffix = if cpu { "_cpu" } else { "" };
+        let params = format!("b{batch}_n{len}_d{dim}_{name}_t{threads}{suffix}");
         let id = BenchmarkId::new(format!("engram/{backend}"), params);
         group.bench_function(id, |bench| {
             bench.iter_custom(|iters| {
-                crate::time_synced(&device, iters, || {
+                let start = process_cpu_time();
+                let wall = crate::time_synced(&device, iters, || {
                     let x = x.clone().require_grad();
                     let loss = soft_dtw(x.clone(), y.clone(), None, None, 0.1).sum();
                     x.grad(&loss.backward())
-                })
+                });
+                match (cpu, start, process_cpu_time()) {
+                    (true, Some(start), Some(end)) => end.saturating_sub(start),
+                    _ => wall,
+                }
             })
         });
     }
     group.finish();
+}
+
+/// The CPU time of this process, all threads (`clock_gettime(CLOCK_PROCESS_CPUTIME_ID)`);
+/// `None` where it is not read (other than 64-bit Linux) or fails.
+fn process_cpu_time() -> Option<Duration> {
+    #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+    {
+        #[repr(C)]
+        struct Timespec {
+            tv_sec: i64,
+            tv_nsec: i64,
+        }
+        unsafe extern "C" {
+            fn clock_gettime(clock: i32, time: *mut Timespec) -> i32;
+        }
+        const CLOCK_PROCESS_CPUTIME_ID: i32 = 2;
+        let mut time = Timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: the C library's `clock_gettime` on 64-bit Linux, where `struct timespec` is
+        // two 64-bit integers; `time` is a valid, writable one.
+        let status = unsafe { clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &mut time) };
+        if status == 0 {
+            return Some(Duration::new(time.tv_sec as u64, time.tv_nsec as u32));
+        }
+    }
+    None
 }
