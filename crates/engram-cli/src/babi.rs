@@ -78,7 +78,7 @@ pub(crate) struct TrainArgs {
     /// Where to write the models: DIR/task-N per task, or DIR itself with --joint.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
-    /// Epochs (default: 100 for memn2n, 60 for the readers).
+    /// Epochs (default: 100 for memn2n, after its 20 of linear start; 60 for the readers).
     #[arg(long)]
     epochs: Option<usize>,
     /// Independent runs per task; the one with the lowest training error is kept.
