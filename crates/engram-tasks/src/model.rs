@@ -296,7 +296,7 @@ impl Classifier {
             let table = sinusoidal_encoding(seq, d_model, 0, &x.device());
             x = x + table.unsqueeze::<3>();
         }
-        let x = self.embedding_dropout.forward(x);
+        let x = engram_tensor::dropout(&self.embedding_dropout, x);
         let encoded = self.memory.encode(x, padding.clone());
         let [_, _, d] = encoded.dims();
         let pooled = match self.pooling {
@@ -319,6 +319,6 @@ impl Classifier {
                 (encoded * weights.unsqueeze_dim::<3>(2)).sum_dim(1).reshape([batch, d])
             }
         };
-        self.output.forward(self.dropout.forward(pooled))
+        self.output.forward(engram_tensor::dropout(&self.dropout, pooled))
     }
 }

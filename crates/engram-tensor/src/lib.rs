@@ -7,6 +7,8 @@
 //! - Stable [`softmax`], [`log_softmax`], [`logsumexp`], [`masked_softmax`] (fully masked rows
 //!   give zeros, never NaN), [`softmin`] and the smoothed minimum [`soft_min`]; [`entropy`],
 //!   [`CrossEntropy`] with padding and label smoothing, [`kl_divergence`], [`perplexity`].
+//! - [`dropout`] and [`dropout_with`], with a mask drawn in parallel on the CPU backends (burn's draws one element at a
+//!   time from a ChaCha generator).
 //! - Masks ([`padding_mask`], [`causal_mask`]), seeding ([`seed_everything`]) and initialisers
 //!   burn lacks ([`orthogonal_blocks`], [`recurrent_uniform`], [`scaled_residual_normal`]).
 //! - The memory contract ([`SequenceMemory`], [`StreamingMemory`], [`check_streaming`]), see
@@ -33,6 +35,7 @@
 #![warn(missing_docs)]
 
 mod backend;
+mod dropout;
 mod error;
 mod init;
 mod loss;
@@ -44,6 +47,7 @@ pub mod testing;
 pub use backend::{
     BACKEND_ENV, Backend, backend_of, cpu_threads, device, select_backend, supports_f64,
 };
+pub use dropout::{dropout, dropout_with};
 pub use error::Error;
 pub use init::{orthogonal_blocks, recurrent_uniform, scaled_residual_normal, seed_everything};
 pub use loss::{CrossEntropy, entropy, kl_divergence, perplexity};

@@ -7,7 +7,7 @@ pub use mask::{AttentionMask, Positions};
 
 use burn::tensor::module::attention as fused_attention;
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{Bool, Distribution, Tensor, activation};
+use burn::tensor::{Bool, Tensor, activation};
 use engram_tensor::masked_softmax;
 
 use crate::flash::{FlashBlocks, memory_efficient_attention, memory_efficient_supported};
@@ -212,9 +212,7 @@ pub fn attention(
         None => activation::softmax(scores, 3),
     };
     let weights = if dropout_active {
-        let keep = 1.0 - options.dropout;
-        let drop = weights.random_like(Distribution::Bernoulli(keep));
-        (weights * drop).div_scalar(keep)
+        engram_tensor::dropout_with(weights, options.dropout)
     } else {
         weights
     };

@@ -153,9 +153,9 @@ impl TransformerDecoderLayer {
                 None,
                 mha.options(false),
             );
-            self.dropout.forward(mha.merge_heads(out.output, batch, s))
+            engram_tensor::dropout(&self.dropout, mha.merge_heads(out.output, batch, s))
         };
-        let feed = |x: Tensor<3>| self.dropout.forward(self.ffn.forward(x));
+        let feed = |x: Tensor<3>| engram_tensor::dropout(&self.dropout, self.ffn.forward(x));
         let (x, cache) = if self.norm_first {
             let (h, cache) = self.attend_self(self.norm_self.forward(x.clone()), padding, cache);
             let x = x + h;
@@ -178,7 +178,7 @@ impl TransformerDecoderLayer {
         cache: KvCache,
     ) -> (Tensor<3>, KvCache) {
         let encoded = self.self_attention.forward(x, padding, cache);
-        (self.dropout.forward(encoded.output), encoded.state)
+        (engram_tensor::dropout(&self.dropout, encoded.output), encoded.state)
     }
 }
 

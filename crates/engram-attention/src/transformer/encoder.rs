@@ -154,9 +154,9 @@ impl TransformerEncoderLayer {
         let attend = |x: Tensor<3>| {
             let mut input = MhaInput::self_attention(x);
             input.key_padding = padding.clone();
-            self.dropout.forward(self.attention.forward(input).output)
+            engram_tensor::dropout(&self.dropout, self.attention.forward(input).output)
         };
-        let feed = |x: Tensor<3>| self.dropout.forward(self.ffn.forward(x));
+        let feed = |x: Tensor<3>| engram_tensor::dropout(&self.dropout, self.ffn.forward(x));
         if self.norm_first {
             let x = x.clone() + attend(self.norm_attention.forward(x));
             x.clone() + feed(self.norm_ffn.forward(x))

@@ -87,7 +87,7 @@ impl FeedForward {
                     * decode_linear(&self.linear_inner, x)
             }
         };
-        decode_linear(&self.linear_outer, self.dropout.forward(hidden))
+        decode_linear(&self.linear_outer, engram_tensor::dropout(&self.dropout, hidden))
     }
 }
 

@@ -261,7 +261,7 @@ impl<'a> Stack<'a> {
         let mut cells = Vec::with_capacity(rows);
         for layer in 0..self.n_layers {
             if layer > 0 {
-                x = self.dropout.forward(x);
+                x = engram_tensor::dropout(self.dropout, x);
             }
             let mut outputs = Vec::with_capacity(self.directions);
             for direction in 0..self.directions {
