@@ -32,12 +32,72 @@ pub trait FlashBackend: Backend {
         padding: BoolTensor<Self>,
         spec: FlashSpec,
     ) -> FloatTensor<Self> {
-        kernel::forward::<Self>(q, k, v, padding, &spec).0
+        Self::flash_attention_forward(q, k, v, padding, spec).0
+    }
+
+    /// The output and the per-row logsumexp `[b, h, tq, 1]` that the backward step reads.
+    fn flash_attention_forward(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        padding: BoolTensor<Self>,
+        spec: FlashSpec,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        kernel::forward::<Self>(q, k, v, padding, &spec)
+    }
+
+    /// Gradients of the output with respect to `q`, `k` and `v`, given the upstream gradient
+    /// `grad` and the forward's `output` and logsumexp `lse`.
+    #[allow(clippy::too_many_arguments)]
+    fn flash_attention_backward(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        padding: BoolTensor<Self>,
+        output: FloatTensor<Self>,
+        lse: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        spec: FlashSpec,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let [dq, dk, dv] = kernel::backward::<Self>(q, k, v, padding, output, lse, grad, &spec);
+        (dq, dk, dv)
     }
 }
 
+/// flex in f32 runs the host kernel ([`super::host`]); other dtypes the composed path.
 #[cfg(feature = "flex")]
-impl FlashBackend for burn::backend::Flex {}
+impl FlashBackend for burn::backend::Flex {
+    fn flash_attention_forward(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        padding: BoolTensor<Self>,
+        spec: FlashSpec,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        match super::flex::forward(&q, &k, &v, &padding, &spec) {
+            Some(result) => result,
+            None => kernel::forward::<Self>(q, k, v, padding, &spec),
+        }
+    }
+
+    fn flash_attention_backward(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        padding: BoolTensor<Self>,
+        output: FloatTensor<Self>,
+        lse: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        spec: FlashSpec,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let host = super::flex::backward(&q, &k, &v, &padding, &output, &lse, &grad, &spec);
+        let [dq, dk, dv] = match host {
+            Some(grads) => grads,
+            None => kernel::backward::<Self>(q, k, v, padding, output, lse, grad, &spec),
+        };
+        (dq, dk, dv)
+    }
+}
 
 #[cfg(feature = "ndarray")]
 #[allow(deprecated)]
@@ -47,7 +107,7 @@ impl FlashBackend for burn::backend::NdArray {}
 #[derive(Debug)]
 struct FlashBackward;
 
-impl<B: Backend> Backward<B, 3> for FlashBackward {
+impl<B: FlashBackend> Backward<B, 3> for FlashBackward {
     /// Queries, keys, values, key padding, output, logsumexp and the settings.
     type State = (
         FloatTensor<B>,
@@ -67,7 +127,7 @@ impl<B: Backend> Backward<B, 3> for FlashBackward {
     ) {
         let grad = grads.consume::<B>(&ops.node);
         let (q, k, v, padding, output, lse, spec) = ops.state;
-        let [dq, dk, dv] = kernel::backward::<B>(q, k, v, padding, output, lse, grad, &spec);
+        let (dq, dk, dv) = B::flash_attention_backward(q, k, v, padding, output, lse, grad, spec);
         for (parent, grad) in ops.parents.into_iter().zip([dq, dk, dv]) {
             if let Some(node) = parent {
                 grads.register::<B>(node.id, grad);
@@ -88,13 +148,18 @@ impl<B: FlashBackend, C: CheckpointStrategy> FlashBackend for Autodiff<B, C> {
         {
             OpsKind::Tracked(prep) => {
                 let (q, k, v) = (q.into_primitive(), k.into_primitive(), v.into_primitive());
-                let (output, lse) =
-                    kernel::forward::<B>(q.clone(), k.clone(), v.clone(), padding.clone(), &spec);
+                let (output, lse) = B::flash_attention_forward(
+                    q.clone(),
+                    k.clone(),
+                    v.clone(),
+                    padding.clone(),
+                    spec,
+                );
                 prep.finish((q, k, v, padding, output.clone(), lse, spec), output)
             }
             OpsKind::UnTracked(prep) => {
                 let (q, k, v) = (q.into_primitive(), k.into_primitive(), v.into_primitive());
-                prep.finish(kernel::forward::<B>(q, k, v, padding, &spec).0)
+                prep.finish(B::flash_attention(q, k, v, padding, spec))
             }
         }
     }

@@ -2,7 +2,13 @@
 //! where burn's attention op under autodiff keeps every N×N weight matrix.
 
 mod backend;
+#[cfg(feature = "flex")]
+mod flex;
+#[cfg(any(feature = "flex", test))]
+mod host;
 mod kernel;
+#[cfg(any(feature = "flex", test))]
+mod simd;
 #[cfg(test)]
 mod tests;
 

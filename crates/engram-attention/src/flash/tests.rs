@@ -90,6 +90,48 @@ fn gradients_match_the_explicit_path() {
     }
 }
 
+/// Sizes at which flex's host kernel runs several tiles, ragged ones among them: head widths
+/// 32 and 64, tq ≠ tk with a query offset, batch × heads above a 2-core machine's threads.
+#[test]
+fn matches_the_explicit_path_across_tiles() {
+    let device = test_device().autodiff();
+    let to_ad = |x: Tensor<4>| Tensor::<4>::from_data(x.to_data(), &device).require_grad();
+    let padding = padding_mask(&[150, 97], 150, &device);
+    let runs = [
+        ("full, d 32", 70, 70, 32, AttentionMask::none()),
+        ("causal offset + padding, d 64", 83, 150, 64, {
+            AttentionMask::causal(67).with_key_padding(padding.clone())
+        }),
+        ("window + padding, d 32", 150, 150, 32, {
+            AttentionMask::causal(0).with_window(40).with_key_padding(padding)
+        }),
+    ];
+    for (name, tq, tk, d, mask) in runs {
+        let (q, _) = tensor4(31, [2, 3, tq, d]);
+        let (k, _) = tensor4(32, [2, 3, tk, d]);
+        let (v, _) = tensor4(33, [2, 3, tk, d]);
+        let (probe, _) = tensor4(34, [2, 3, tq, d]);
+        let probe = Tensor::<4>::from_data(probe.to_data(), &device);
+        let run = |flash: bool| {
+            let (q, k, v) = (to_ad(q.clone() * 3.0), to_ad(k.clone()), to_ad(v.clone()));
+            let out = if flash {
+                memory_efficient_attention(q.clone(), k.clone(), v.clone(), &mask, None, BLOCKS)
+            } else {
+                explicit(q.clone(), k.clone(), v.clone(), &mask)
+            };
+            let values = to_f64(out.clone());
+            let g = (out * probe.clone()).sum().backward();
+            let [dq, dk, dv] = [q, k, v].map(|x| to_f64(x.grad(&g).expect("a gradient")));
+            [values, dq, dk, dv]
+        };
+        let (got, expected) = (run(true), run(false));
+        for ((got, expected), what) in got.iter().zip(&expected).zip(["output", "dq", "dk", "dv"]) {
+            let worst = got.iter().zip(expected).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+            assert!(worst < 1e-4, "{name}: {what} differs by {worst}");
+        }
+    }
+}
+
 #[test]
 fn gradients_match_finite_differences() {
     let (q, _) = tensor4(11, [1, 2, 5, 3]);
@@ -163,4 +205,173 @@ fn panics_on_ungroupable_heads() {
     let (q, _) = tensor4(1, [1, 3, 2, 4]);
     let (k, _) = tensor4(2, [1, 2, 2, 4]);
     memory_efficient_attention(q, k.clone(), k, &AttentionMask::none(), None, BLOCKS);
+}
+
+/// The host kernel (flex, f32) against the composed path on the same flex tensors, and its
+/// portable loops against its AVX2 ones.
+#[cfg(feature = "flex")]
+mod host_kernel {
+    use burn::backend::Flex;
+    use burn::backend::flex::{FlexTensor, Layout};
+    use burn::tensor::{BoolStore, Bytes, DType, Shape};
+    use engram_tensor::testing::seeded_values;
+
+    use super::super::host::{self, Dims};
+    use super::super::kernel::{self, FlashSpec, NEG};
+    use super::super::simd::Isa;
+
+    /// Inputs of one case: `[batch, heads, t, width]` row-major buffers.
+    struct Case {
+        dims: Dims,
+        q: Vec<f32>,
+        k: Vec<f32>,
+        v: Vec<f32>,
+        /// `[batch, tk]`, 1 at padded keys.
+        padding: Vec<u8>,
+        spec: FlashSpec,
+        /// Upstream gradient of the output.
+        grad: Vec<f32>,
+    }
+
+    fn values(seed: u64, n: usize, scale: f64) -> Vec<f32> {
+        seeded_values(seed, n).into_iter().map(|x| (x * scale) as f32).collect()
+    }
+
+    /// `live[b]` unpadded keys in batch row `b`.
+    fn case(dims: Dims, live: &[usize], spec: FlashSpec, seed: u64) -> Case {
+        let Dims { batch, heads, tq, tk, d, dv } = dims;
+        let padding = (0..batch * tk).map(|x| u8::from(x % tk >= live[x / tk])).collect();
+        Case {
+            dims,
+            // Large enough scores that the weights are far from uniform.
+            q: values(seed, batch * heads * tq * d, 3.0),
+            k: values(seed + 1, batch * heads * tk * d, 1.0),
+            v: values(seed + 2, batch * heads * tk * dv, 1.0),
+            padding,
+            spec,
+            grad: values(seed + 3, batch * heads * tq * dv, 1.0),
+        }
+    }
+
+    fn spec(causal: bool, window: Option<usize>, query_offset: usize, d: usize) -> FlashSpec {
+        let scale = 1.0 / (d as f64).sqrt();
+        FlashSpec { scale, causal, window, query_offset, block_q: 16, block_k: 24 }
+    }
+
+    /// Full, causal, window, padding and rows that see no key, with head widths 32 and 64,
+    /// lengths that are not multiples of the tiles, tq ≠ tk, and batch × heads above the
+    /// threads of a 2-core machine.
+    fn cases() -> Vec<(&'static str, Case)> {
+        let dims = |tq, tk, d, dv| Dims { batch: 2, heads: 3, tq, tk, d, dv };
+        vec![
+            ("full", case(dims(70, 70, 32, 32), &[70, 70], spec(false, None, 0, 32), 1)),
+            ("causal", case(dims(131, 131, 64, 64), &[131, 131], spec(true, None, 0, 64), 5)),
+            (
+                "causal offset, tq < tk, padding",
+                case(dims(37, 150, 32, 32), &[150, 141], spec(true, None, 113, 32), 9),
+            ),
+            (
+                "causal window",
+                case(dims(100, 100, 32, 16), &[100, 100], spec(true, Some(20), 0, 32), 13),
+            ),
+            ("padding", case(dims(65, 129, 64, 32), &[129, 3], spec(false, None, 0, 64), 17)),
+            (
+                // Batch row 1 is all padding; in row 0 (keys from 50 padded) the window of 5
+                // keys of queries from 54 on holds only padding.
+                "rows that see no key",
+                case(dims(80, 80, 32, 32), &[50, 0], spec(true, Some(5), 0, 32), 21),
+            ),
+            ("narrow heads", case(dims(9, 11, 5, 3), &[11, 7], spec(true, None, 2, 5), 25)),
+        ]
+    }
+
+    fn flex(values: &[f32], shape: [usize; 4]) -> FlexTensor {
+        let layout = Layout::contiguous(Shape::new(shape));
+        FlexTensor::new(Bytes::from_elems(values.to_vec()), layout, DType::F32)
+    }
+
+    fn read(t: FlexTensor) -> Vec<f32> {
+        t.to_contiguous().as_slice::<f32>().expect("f32 values").to_vec()
+    }
+
+    /// The composed path's output, logsumexp and gradients on flex tensors.
+    fn composed(c: &Case) -> [Vec<f32>; 5] {
+        let Dims { batch, heads, tq, tk, d, dv } = c.dims;
+        let q = flex(&c.q, [batch, heads, tq, d]);
+        let k = flex(&c.k, [batch, heads, tk, d]);
+        let v = flex(&c.v, [batch, heads, tk, dv]);
+        let padding = FlexTensor::new(
+            Bytes::from_elems(c.padding.clone()),
+            Layout::contiguous(Shape::new([batch, 1, 1, tk])),
+            DType::Bool(BoolStore::Native),
+        );
+        let grad = flex(&c.grad, [batch, heads, tq, dv]);
+        let (out, lse) =
+            kernel::forward::<Flex>(q.clone(), k.clone(), v.clone(), padding.clone(), &c.spec);
+        let [dq, dk, dv] =
+            kernel::backward::<Flex>(q, k, v, padding, out.clone(), lse.clone(), grad, &c.spec);
+        [read(out), read(lse), read(dq), read(dk), read(dv)]
+    }
+
+    fn hosted(c: &Case, isa: Isa) -> [Vec<f32>; 5] {
+        let (out, lse) = host::forward(isa, &c.q, &c.k, &c.v, &c.padding, c.dims, &c.spec);
+        let [dq, dk, dv] =
+            host::backward(isa, &c.q, &c.k, &c.v, &c.padding, &out, &lse, &c.grad, c.dims, &c.spec);
+        [out, lse, dq, dk, dv]
+    }
+
+    /// Largest absolute difference, with logsumexps of rows that see no key (about [`NEG`])
+    /// counted as equal.
+    fn worst(got: &[f32], expected: &[f32]) -> f64 {
+        assert_eq!(got.len(), expected.len());
+        let dead = (NEG / 2.0) as f32;
+        got.iter()
+            .zip(expected)
+            .map(|(&a, &b)| if a < dead && b < dead { 0.0 } else { f64::from((a - b).abs()) })
+            .fold(0.0, f64::max)
+    }
+
+    const NAMES: [&str; 5] = ["output", "logsumexp", "dq", "dk", "dv"];
+
+    #[test]
+    fn matches_the_composed_path() {
+        for (name, c) in cases() {
+            let (got, expected) = (hosted(&c, Isa::detect()), composed(&c));
+            for ((got, expected), what) in got.iter().zip(&expected).zip(NAMES) {
+                let worst = worst(got, expected);
+                assert!(worst < 2e-5, "{name}: {what} differs by {worst}");
+            }
+        }
+    }
+
+    #[test]
+    fn portable_loops_match_the_vector_ones() {
+        for (name, c) in cases() {
+            let (got, expected) = (hosted(&c, Isa::portable()), hosted(&c, Isa::detect()));
+            for ((got, expected), what) in got.iter().zip(&expected).zip(NAMES) {
+                let worst = worst(got, expected);
+                assert!(worst < 2e-5, "{name}: {what} differs by {worst}");
+            }
+        }
+    }
+
+    #[test]
+    fn rows_that_see_no_key_are_zero_with_zero_gradients() {
+        let (_, c) = cases().swap_remove(5);
+        let [out, lse, dq, ..] = hosted(&c, Isa::detect());
+        let Dims { heads, tq, d, dv, .. } = c.dims;
+        let dead = (NEG / 2.0) as f32;
+        for h in 0..2 * heads {
+            for i in 0..tq {
+                let row = h * tq + i;
+                if h < heads && i < 54 {
+                    assert!(lse[row] > dead, "row {row}: logsumexp {}", lse[row]);
+                    continue;
+                }
+                assert!(lse[row] < dead, "row {row}: logsumexp {}", lse[row]);
+                assert!(out[row * dv..(row + 1) * dv].iter().all(|&x| x == 0.0));
+                assert!(dq[row * d..(row + 1) * d].iter().all(|&x| x == 0.0));
+            }
+        }
+    }
 }

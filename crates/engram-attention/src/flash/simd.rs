@@ -1,0 +1,293 @@
+//! The two inner loops of the host kernel ([`super::host`]): a small matrix product on
+//! row-major tiles and `exp` over a row, with AVX2/FMA where the CPU has them and portable
+//! loops elsewhere.
+//!
+//! The products of attention tiles are small (64 × 64 × head width 32–128): too small for a
+//! packing gemm to pay off, large enough that a register-blocked loop (4 rows × 16 columns of
+//! accumulators, one broadcast and two loads per step) runs near the FMA units' rate from L1.
+//! `exp` has no vector form in std; the AVX2 one is Cephes' `expf` (relative error about 2e-7),
+//! eight lanes at a time.
+
+/// Whether the CPU has AVX2 and FMA (checked once per kernel call).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Isa {
+    avx2: bool,
+}
+
+impl Isa {
+    pub(crate) fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            Isa { avx2: is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            Isa { avx2: false }
+        }
+    }
+
+    /// The portable loops only (tests compare them with the AVX2 ones).
+    #[cfg(test)]
+    pub(crate) fn portable() -> Self {
+        Isa { avx2: false }
+    }
+}
+
+/// A read-only matrix operand: element `(i, p)` is `data[i * rs + p * cs]`.
+#[derive(Clone, Copy)]
+pub(crate) struct Mat<'a> {
+    pub data: &'a [f32],
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl<'a> Mat<'a> {
+    /// Row-major with row stride `ld`.
+    pub(crate) fn rows(data: &'a [f32], ld: usize) -> Self {
+        Mat { data, rs: ld, cs: 1 }
+    }
+
+    /// The transpose of a row-major matrix with row stride `ld`.
+    pub(crate) fn cols(data: &'a [f32], ld: usize) -> Self {
+        Mat { data, rs: 1, cs: ld }
+    }
+}
+
+/// `c[i * ldc + j] (+)= Σ_p a(i, p) · b[p * ldb + j]` for `i < m`, `j < n`, `p < k`; adds to
+/// `c` when `accumulate`, overwrites it otherwise.
+///
+/// # Panics
+/// If a buffer is too short for its shape and strides.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul(
+    isa: Isa,
+    [m, n, k]: [usize; 3],
+    a: Mat<'_>,
+    b: &[f32],
+    ldb: usize,
+    c: &mut [f32],
+    ldc: usize,
+    accumulate: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    let last = |rows: usize, rs: usize, cols: usize, cs: usize| (rows - 1) * rs + (cols - 1) * cs;
+    assert!(
+        (k == 0 || (a.data.len() > last(m, a.rs, k, a.cs) && b.len() > last(k, ldb, n, 1)))
+            && c.len() > last(m, ldc, n, 1),
+        "matmul: buffers of {}, {} and {} values do not hold [{m}, {k}] · [{k}, {n}]",
+        a.data.len(),
+        b.len(),
+        c.len()
+    );
+    if !accumulate {
+        for i in 0..m {
+            c[i * ldc..i * ldc + n].fill(0.0);
+        }
+    }
+    if k == 0 {
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if isa.avx2 {
+        // SAFETY: AVX2 and FMA were detected at run time, and the assertion above checked that
+        // every index the kernel reads or writes is inside its buffer.
+        unsafe { avx2::matmul([m, n, k], a, b, ldb, c, ldc) };
+        return;
+    }
+    let _ = isa;
+    for i in 0..m {
+        let row = &mut c[i * ldc..i * ldc + n];
+        for p in 0..k {
+            let x = a.data[i * a.rs + p * a.cs];
+            for (y, &w) in row.iter_mut().zip(&b[p * ldb..p * ldb + n]) {
+                *y += x * w;
+            }
+        }
+    }
+}
+
+/// `row[j] = exp(row[j] - shift)`, with `exp(-inf) = 0`; returns the sum of the new values.
+pub(crate) fn exp_shifted(isa: Isa, row: &mut [f32], shift: f32) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if isa.avx2 {
+        // SAFETY: AVX2 and FMA were detected at run time; the kernel stays inside `row`.
+        return unsafe { avx2::exp_shifted(row, shift) };
+    }
+    let _ = isa;
+    let mut sum = 0.0;
+    for x in row {
+        *x = (*x - shift).exp();
+        sum += *x;
+    }
+    sum
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::Mat;
+
+    /// Rows of accumulators per step of the register-blocked product.
+    const MR: usize = 4;
+
+    /// [`super::matmul`] with `accumulate` (the caller zeroed `c` otherwise).
+    ///
+    /// # Safety
+    /// The CPU has AVX2 and FMA; the buffers hold every index of the shapes and strides.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn matmul(
+        [m, n, k]: [usize; 3],
+        a: Mat<'_>,
+        b: &[f32],
+        ldb: usize,
+        c: &mut [f32],
+        ldc: usize,
+    ) {
+        let mut i = 0;
+        while i < m {
+            let rows = (m - i).min(MR);
+            let a_rows = a.data[i * a.rs..].as_ptr();
+            let c_rows = c[i * ldc..].as_mut_ptr();
+            // SAFETY: (for the four calls) rows i..i + rows of `a` and `c` are in bounds, as
+            // the caller promised for all m rows.
+            unsafe {
+                match rows {
+                    4 => block::<4>([n, k], a_rows, a.rs, a.cs, b.as_ptr(), ldb, c_rows, ldc),
+                    3 => block::<3>([n, k], a_rows, a.rs, a.cs, b.as_ptr(), ldb, c_rows, ldc),
+                    2 => block::<2>([n, k], a_rows, a.rs, a.cs, b.as_ptr(), ldb, c_rows, ldc),
+                    _ => block::<1>([n, k], a_rows, a.rs, a.cs, b.as_ptr(), ldb, c_rows, ldc),
+                }
+            }
+            i += rows;
+        }
+    }
+
+    /// `R` rows of the product: 16 columns at a time, then 8, then one by one.
+    ///
+    /// # Safety
+    /// As [`matmul`], for `R` rows starting at `a` and `c`.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn block<const R: usize>(
+        [n, k]: [usize; 2],
+        a: *const f32,
+        rs: usize,
+        cs: usize,
+        b: *const f32,
+        ldb: usize,
+        c: *mut f32,
+        ldc: usize,
+    ) {
+        // SAFETY: every pointer below stays within rows < R of `a`/`c`, p < k, j < n, which
+        // the caller guarantees are in bounds.
+        unsafe {
+            let mut j = 0;
+            while j + 16 <= n {
+                let mut acc = [[_mm256_setzero_ps(); 2]; R];
+                for p in 0..k {
+                    let b0 = _mm256_loadu_ps(b.add(p * ldb + j));
+                    let b1 = _mm256_loadu_ps(b.add(p * ldb + j + 8));
+                    for (r, acc) in acc.iter_mut().enumerate() {
+                        let x = _mm256_broadcast_ss(&*a.add(r * rs + p * cs));
+                        acc[0] = _mm256_fmadd_ps(x, b0, acc[0]);
+                        acc[1] = _mm256_fmadd_ps(x, b1, acc[1]);
+                    }
+                }
+                for (r, acc) in acc.iter().enumerate() {
+                    let out = c.add(r * ldc + j);
+                    _mm256_storeu_ps(out, _mm256_add_ps(_mm256_loadu_ps(out), acc[0]));
+                    let out = out.add(8);
+                    _mm256_storeu_ps(out, _mm256_add_ps(_mm256_loadu_ps(out), acc[1]));
+                }
+                j += 16;
+            }
+            if j + 8 <= n {
+                let mut acc = [_mm256_setzero_ps(); R];
+                for p in 0..k {
+                    let b0 = _mm256_loadu_ps(b.add(p * ldb + j));
+                    for (r, acc) in acc.iter_mut().enumerate() {
+                        let x = _mm256_broadcast_ss(&*a.add(r * rs + p * cs));
+                        *acc = _mm256_fmadd_ps(x, b0, *acc);
+                    }
+                }
+                for (r, acc) in acc.iter().enumerate() {
+                    let out = c.add(r * ldc + j);
+                    _mm256_storeu_ps(out, _mm256_add_ps(_mm256_loadu_ps(out), *acc));
+                }
+                j += 8;
+            }
+            for j in j..n {
+                for r in 0..R {
+                    let mut sum = 0.0;
+                    for p in 0..k {
+                        sum += *a.add(r * rs + p * cs) * *b.add(p * ldb + j);
+                    }
+                    *c.add(r * ldc + j) += sum;
+                }
+            }
+        }
+    }
+
+    /// Cephes' `expf` on eight lanes; lanes below -87.3 (where f32 underflows), `-inf`
+    /// included, give 0.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    fn exp8(x: __m256) -> __m256 {
+        let under = _mm256_cmp_ps::<_CMP_LT_OQ>(x, _mm256_set1_ps(-87.3));
+        let x = _mm256_min_ps(x, _mm256_set1_ps(88.0));
+        let x = _mm256_max_ps(x, _mm256_set1_ps(-87.3));
+        // x = n·ln 2 + r, |r| <= ln 2 / 2, with ln 2 split in two for precision.
+        let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+            _mm256_mul_ps(x, _mm256_set1_ps(std::f32::consts::LOG2_E)),
+        );
+        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_359_4), x);
+        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.121_944_4e-4), r);
+        let mut y = _mm256_set1_ps(1.987_569_1e-4);
+        for coefficient in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5] {
+            y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(coefficient));
+        }
+        let y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0)));
+        let pow2 = _mm256_slli_epi32::<23>(_mm256_add_epi32(
+            _mm256_cvtps_epi32(n),
+            _mm256_set1_epi32(127),
+        ));
+        _mm256_andnot_ps(under, _mm256_mul_ps(y, _mm256_castsi256_ps(pow2)))
+    }
+
+    /// [`super::exp_shifted`].
+    ///
+    /// # Safety
+    /// The CPU has AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn exp_shifted(row: &mut [f32], shift: f32) -> f32 {
+        let shift8 = _mm256_set1_ps(shift);
+        let mut sum8 = _mm256_setzero_ps();
+        let mut chunks = row.chunks_exact_mut(8);
+        for chunk in &mut chunks {
+            // SAFETY: `chunk` holds exactly 8 floats.
+            unsafe {
+                let e = exp8(_mm256_sub_ps(_mm256_loadu_ps(chunk.as_ptr()), shift8));
+                _mm256_storeu_ps(chunk.as_mut_ptr(), e);
+                sum8 = _mm256_add_ps(sum8, e);
+            }
+        }
+        let tail = chunks.into_remainder();
+        let mut lanes = [0.0f32; 8];
+        lanes[..tail.len()].copy_from_slice(tail);
+        let mut out = [0.0f32; 8];
+        // SAFETY: `lanes` and `out` hold 8 floats.
+        unsafe {
+            let e = exp8(_mm256_sub_ps(_mm256_loadu_ps(lanes.as_ptr()), shift8));
+            _mm256_storeu_ps(out.as_mut_ptr(), e);
+        }
+        tail.copy_from_slice(&out[..tail.len()]);
+        let mut sums = [0.0f32; 8];
+        // SAFETY: `sums` holds 8 floats.
+        unsafe { _mm256_storeu_ps(sums.as_mut_ptr(), sum8) };
+        sums.iter().sum::<f32>() + out[..tail.len()].iter().sum::<f32>()
+    }
+}
