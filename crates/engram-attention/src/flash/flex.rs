@@ -1,10 +1,12 @@
 //! The host kernel ([`super::host`]) on flex tensors' own memory: f32 inputs with every size
 //! positive take it; other dtypes and empty sizes answer `None` and take the composed path.
+//! Views with unit stride along the width (heads split off `[batch, t, heads · width]` and
+//! swapped to the front) are read in place; other layouts are copied first.
 
 use burn::backend::flex::{FlexTensor, Layout};
 use burn::tensor::{BoolStore, Bytes, DType, Shape};
 
-use super::host::{self, Dims};
+use super::host::{self, Dims, Strided};
 use super::kernel::FlashSpec;
 use super::simd::Isa;
 
@@ -30,11 +32,25 @@ fn inputs(
     if !f32s || !bytes || batch * heads * tq * tk * d * dv == 0 {
         return None;
     }
-    Some((dims, [q, k, v, padding].map(FlexTensor::to_contiguous)))
+    Some((dims, [readable(q), readable(k), readable(v), padding.to_contiguous()]))
 }
 
-fn f32s(t: &FlexTensor) -> &[f32] {
-    t.as_slice::<f32>().expect("flash host kernel: a contiguous f32 tensor")
+/// `t` itself when [`strided`] can read it in place, else a contiguous copy.
+fn readable(t: &FlexTensor) -> FlexTensor {
+    let strides = t.layout().strides();
+    if strides[3] == 1 && strides[..3].iter().all(|&s| s >= 0) {
+        t.clone()
+    } else {
+        t.to_contiguous()
+    }
+}
+
+/// The f32 view of a tensor that [`readable`] returned.
+fn strided(t: &FlexTensor) -> Strided<'_> {
+    let layout = t.layout();
+    let s = layout.strides();
+    let data = &t.storage::<f32>()[layout.start_offset()..];
+    Strided { data, strides: [s[0], s[1], s[2]].map(|s| s as usize) }
 }
 
 fn bools(t: &FlexTensor) -> &[u8] {
@@ -57,8 +73,15 @@ pub(super) fn forward(
     spec: &FlashSpec,
 ) -> Option<(FlexTensor, FlexTensor)> {
     let (dims, [q, k, v, padding]) = inputs(q, k, v, padding)?;
-    let (out, lse) =
-        host::forward(Isa::detect(), f32s(&q), f32s(&k), f32s(&v), bools(&padding), dims, spec);
+    let (out, lse) = host::forward(
+        Isa::detect(),
+        strided(&q),
+        strided(&k),
+        strided(&v),
+        bools(&padding),
+        dims,
+        spec,
+    );
     let Dims { batch, heads, tq, dv, .. } = dims;
     Some((tensor(out, [batch, heads, tq, dv]), tensor(lse, [batch, heads, tq, 1])))
 }
@@ -79,16 +102,17 @@ pub(super) fn backward(
     if [output, lse, grad].iter().any(|t| t.dtype() != DType::F32) {
         return None;
     }
-    let [output, lse, grad] = [output, lse, grad].map(FlexTensor::to_contiguous);
+    let (output, lse, grad) = (readable(output), lse.to_contiguous(), readable(grad));
+    let lse = lse.as_slice::<f32>().expect("flash host kernel: a contiguous logsumexp");
     let [dq, dk, dv] = host::backward(
         Isa::detect(),
-        f32s(&q),
-        f32s(&k),
-        f32s(&v),
+        strided(&q),
+        strided(&k),
+        strided(&v),
         bools(&padding),
-        f32s(&output),
-        f32s(&lse),
-        f32s(&grad),
+        strided(&output),
+        lse,
+        strided(&grad),
         dims,
         spec,
     );

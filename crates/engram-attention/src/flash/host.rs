@@ -26,7 +26,7 @@
 use rayon::prelude::*;
 
 use super::kernel::{FlashSpec, NEG};
-use super::simd::{Isa, Mat, exp_shifted, matmul};
+use super::simd::{self, Isa, Mat, exp_shifted, matmul};
 
 /// Queries per tile.
 const BQ: usize = 64;
@@ -46,6 +46,53 @@ pub(crate) struct Dims {
     pub dv: usize,
 }
 
+/// A `[batch, heads, t, width]` tensor in memory, unit stride along `width`: element
+/// `(b, h, i, c)` is `data[b * strides[0] + h * strides[1] + i * strides[2] + c]`. flex's
+/// attention inputs are often views (heads split off `[batch, t, heads * width]`), read in place.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Strided<'a> {
+    pub data: &'a [f32],
+    pub strides: [usize; 3],
+}
+
+impl<'a> Strided<'a> {
+    /// A row-major `[batch, heads, t, width]` buffer.
+    #[cfg(test)]
+    pub(crate) fn contiguous(data: &'a [f32], [heads, t, width]: [usize; 3]) -> Self {
+        Strided { data, strides: [heads * t * width, t * width, width] }
+    }
+
+    /// Whether every element of `[batch, heads, t, width]` is inside `data`.
+    fn holds(&self, [batch, heads, t, width]: [usize; 4]) -> bool {
+        let [sb, sh, st] = self.strides;
+        self.data.len() > (batch - 1) * sb + (heads - 1) * sh + (t - 1) * st + width - 1
+    }
+
+    /// Head `bh` (of `heads` per batch row): its rows from its first one on.
+    fn head(&self, bh: usize, heads: usize) -> Rows<'a> {
+        let [sb, sh, st] = self.strides;
+        Rows { data: &self.data[bh / heads * sb + bh % heads * sh..], rs: st }
+    }
+}
+
+/// The rows of one head: row `i` starts at `data[i * rs]`.
+#[derive(Clone, Copy)]
+struct Rows<'a> {
+    data: &'a [f32],
+    rs: usize,
+}
+
+impl<'a> Rows<'a> {
+    /// Row `i` on: the operand of a product from row `i`.
+    fn from(&self, i: usize) -> &'a [f32] {
+        &self.data[i * self.rs..]
+    }
+
+    fn row(&self, i: usize, width: usize) -> &'a [f32] {
+        &self.data[i * self.rs..i * self.rs + width]
+    }
+}
+
 /// The keys `[lo, hi)` that the causal and window masks let query row `i` see.
 fn visible(spec: &FlashSpec, i: usize, tk: usize) -> (usize, usize) {
     let p = spec.query_offset + i;
@@ -55,12 +102,34 @@ fn visible(spec: &FlashSpec, i: usize, tk: usize) -> (usize, usize) {
     (lo, hi)
 }
 
-/// Per batch row, 0 at a live key and `-inf` at a padded one (`padding` non-zero).
-fn key_bias(padding: &[u8], dims: &Dims) -> Vec<f32> {
-    padding[..dims.batch * dims.tk]
-        .iter()
-        .map(|&p| if p != 0 { f32::NEG_INFINITY } else { 0.0 })
-        .collect()
+/// The key padding of every batch row: `bias` is 0 at a live key and `-inf` at a padded one
+/// (`padding` non-zero); `live[j]` counts the live keys before `j` (`tk + 1` per row).
+struct Keys {
+    bias: Vec<f32>,
+    live: Vec<u32>,
+}
+
+impl Keys {
+    fn new(padding: &[u8], dims: &Dims) -> Self {
+        let tk = dims.tk;
+        let padding = &padding[..dims.batch * tk];
+        let bias = padding.iter().map(|&p| if p != 0 { f32::NEG_INFINITY } else { 0.0 }).collect();
+        let mut live = Vec::with_capacity(dims.batch * (tk + 1));
+        for row in padding.chunks_exact(tk) {
+            let mut count = 0;
+            live.push(0);
+            for &p in row {
+                count += u32::from(p == 0);
+                live.push(count);
+            }
+        }
+        Keys { bias, live }
+    }
+
+    /// Batch row `b`'s bias `[tk]` and live counts `[tk + 1]`.
+    fn row(&self, b: usize, tk: usize) -> (&[f32], &[u32]) {
+        (&self.bias[b * tk..(b + 1) * tk], &self.live[b * (tk + 1)..(b + 1) * (tk + 1)])
+    }
 }
 
 /// The scores of row `i` of a tile of keys `k0..k0 + row.len()`, in place: scaled, `-inf`
@@ -69,23 +138,21 @@ fn mask_row(
     row: &mut [f32],
     spec: &FlashSpec,
     scale: f32,
-    bias: &[f32],
+    (bias, live): (&[f32], &[u32]),
     i: usize,
     k0: usize,
 ) -> bool {
     let (lo, hi) = visible(spec, i, bias.len());
     let (a, z) = (lo.max(k0), hi.min(k0 + row.len()));
-    if a >= z {
+    if a >= z || live[z] == live[a] {
         return false;
     }
     row[..a - k0].fill(f32::NEG_INFINITY);
     row[z - k0..].fill(f32::NEG_INFINITY);
-    let mut any = false;
     for (x, &b) in row[a - k0..z - k0].iter_mut().zip(&bias[a..z]) {
         *x = *x * scale + b;
-        any |= b == 0.0;
     }
-    any
+    true
 }
 
 /// `[lo, hi)` of `t` in tiles of `block` (the last one ragged).
@@ -93,11 +160,11 @@ fn tiles(lo: usize, hi: usize, block: usize) -> impl Iterator<Item = (usize, usi
     (lo..hi).step_by(block).map(move |start| (start, (start + block).min(hi)))
 }
 
-/// The transpose of rows `k0..k1` of a row-major `[t, width]` matrix into `out` `[width, BK]`.
-fn transpose_rows(x: &[f32], width: usize, (k0, k1): (usize, usize), out: &mut [f32]) {
-    for (j, row) in x[k0 * width..k1 * width].chunks_exact(width).enumerate() {
-        for (c, &value) in row.iter().enumerate() {
-            out[c * BK + j] = value;
+/// The transpose of rows `k0..k1` into `out` `[width, BK]`.
+fn transpose_rows(x: Rows<'_>, width: usize, (k0, k1): (usize, usize), out: &mut [f32]) {
+    for j in k0..k1 {
+        for (c, &value) in x.row(j, width).iter().enumerate() {
+            out[c * BK + j - k0] = value;
         }
     }
 }
@@ -109,26 +176,26 @@ fn transpose_rows(x: &[f32], width: usize, (k0, k1): (usize, usize), out: &mut [
 /// If a buffer does not hold its shape, or a size is 0.
 pub(crate) fn forward(
     isa: Isa,
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
+    q: Strided<'_>,
+    k: Strided<'_>,
+    v: Strided<'_>,
     padding: &[u8],
     dims: Dims,
     spec: &FlashSpec,
 ) -> (Vec<f32>, Vec<f32>) {
-    let Dims { batch, heads, tq, tk, d, dv } = dims;
-    check(&dims, q, k, v, padding);
-    let bias = key_bias(padding, &dims);
+    let Dims { batch, heads, tq, tk, dv, .. } = dims;
+    check(&dims, &q, &k, &v, padding);
+    let keys = Keys::new(padding, &dims);
     let scale = spec.scale as f32;
     let mut out = vec![0.0f32; batch * heads * tq * dv];
     let mut lse = vec![0.0f32; batch * heads * tq];
     out.par_chunks_mut(tq * dv).zip(lse.par_chunks_mut(tq)).enumerate().for_each(
         |(bh, (out, lse))| {
             let head = Head {
-                q: &q[bh * tq * d..(bh + 1) * tq * d],
-                k: &k[bh * tk * d..(bh + 1) * tk * d],
-                v: &v[bh * tk * dv..(bh + 1) * tk * dv],
-                bias: &bias[bh / heads * tk..(bh / heads + 1) * tk],
+                q: q.head(bh, heads),
+                k: k.head(bh, heads),
+                v: v.head(bh, heads),
+                keys: keys.row(bh / heads, tk),
             };
             out.par_chunks_mut(BQ * dv).zip(lse.par_chunks_mut(BQ)).enumerate().for_each(
                 |(block, (out, lse))| {
@@ -143,28 +210,28 @@ pub(crate) fn forward(
 
 /// One head's inputs.
 struct Head<'a> {
-    q: &'a [f32],
-    k: &'a [f32],
-    v: &'a [f32],
-    /// 0 or `-inf` per key.
-    bias: &'a [f32],
+    q: Rows<'a>,
+    k: Rows<'a>,
+    v: Rows<'a>,
+    /// 0 or `-inf` per key, and the live keys before each (see [`Keys`]).
+    keys: (&'a [f32], &'a [u32]),
 }
 
-fn check(dims: &Dims, q: &[f32], k: &[f32], v: &[f32], padding: &[u8]) {
+fn check(dims: &Dims, q: &Strided<'_>, k: &Strided<'_>, v: &Strided<'_>, padding: &[u8]) {
     let Dims { batch, heads, tq, tk, d, dv } = *dims;
     assert!(
         batch * heads * tq * tk * d * dv > 0,
         "flash host kernel: empty sizes {dims:?} (the composed path takes those)"
     );
     assert!(
-        q.len() >= batch * heads * tq * d
-            && k.len() >= batch * heads * tk * d
-            && v.len() >= batch * heads * tk * dv
+        q.holds([batch, heads, tq, d])
+            && k.holds([batch, heads, tk, d])
+            && v.holds([batch, heads, tk, dv])
             && padding.len() >= batch * tk,
-        "flash host kernel: buffers of {}, {}, {} and {} values do not hold {dims:?}",
-        q.len(),
-        k.len(),
-        v.len(),
+        "flash host kernel: buffers of {:?}, {:?}, {:?} and {} values do not hold {dims:?}",
+        (q.data.len(), q.strides),
+        (k.data.len(), k.strides),
+        (v.data.len(), v.strides),
         padding.len()
     );
 }
@@ -196,14 +263,14 @@ fn forward_block(
         // never read.
         let n = bk.next_multiple_of(8).min(BK);
         transpose_rows(head.k, d, (k0, k1), &mut kt);
-        matmul(isa, [bq, n, d], Mat::rows(&head.q[i0 * d..], d), &kt, BK, &mut s, BK, false);
+        matmul(isa, [bq, n, d], Mat::rows(head.q.from(i0), head.q.rs), &kt, BK, &mut s, BK, false);
         for r in 0..bq {
             let row = &mut s[r * BK..r * BK + bk];
-            if !mask_row(row, spec, scale, head.bias, i0 + r, k0) {
+            if !mask_row(row, spec, scale, head.keys, i0 + r, k0) {
                 row.fill(0.0);
                 continue;
             }
-            let tile_max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+            let tile_max = simd::max(isa, row);
             let m_new = m[r].max(tile_max);
             let alpha = (m[r] - m_new).exp();
             let sum = exp_shifted(isa, row, m_new);
@@ -213,7 +280,8 @@ fn forward_block(
             }
             m[r] = m_new;
         }
-        matmul(isa, [bq, dv, bk], Mat::rows(&s, BK), &head.v[k0 * dv..], dv, out, dv, true);
+        let v_rows = head.v.from(k0);
+        matmul(isa, [bq, dv, bk], Mat::rows(&s, BK), v_rows, head.v.rs, out, dv, true);
     }
     for r in 0..bq {
         let row = &mut out[r * dv..(r + 1) * dv];
@@ -236,27 +304,29 @@ fn forward_block(
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn backward(
     isa: Isa,
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
+    q: Strided<'_>,
+    k: Strided<'_>,
+    v: Strided<'_>,
     padding: &[u8],
-    output: &[f32],
+    output: Strided<'_>,
     lse: &[f32],
-    grad: &[f32],
+    grad: Strided<'_>,
     dims: Dims,
     spec: &FlashSpec,
 ) -> [Vec<f32>; 3] {
     let Dims { batch, heads, tq, tk, d, dv } = dims;
-    check(&dims, q, k, v, padding);
+    check(&dims, &q, &k, &v, padding);
     let rows = batch * heads * tq;
     assert!(
-        output.len() >= rows * dv && grad.len() >= rows * dv && lse.len() >= rows,
-        "flash host kernel: output {}, logsumexp {} and gradient {} values do not hold {dims:?}",
-        output.len(),
+        output.holds([batch, heads, tq, dv])
+            && grad.holds([batch, heads, tq, dv])
+            && lse.len() >= rows,
+        "flash host kernel: output {:?}, logsumexp {} and gradient {:?} values do not hold {dims:?}",
+        (output.data.len(), output.strides),
         lse.len(),
-        grad.len()
+        (grad.data.len(), grad.strides)
     );
-    let bias = key_bias(padding, &dims);
+    let keys = Keys::new(padding, &dims);
     let scale = spec.scale as f32;
     let mut grad_q = vec![0.0f32; rows * d];
     let mut grad_k = vec![0.0f32; batch * heads * tk * d];
@@ -268,16 +338,15 @@ pub(crate) fn backward(
         .enumerate()
         .for_each(|(bh, ((dq, dk), dvalue))| {
             let head = Head {
-                q: &q[bh * tq * d..(bh + 1) * tq * d],
-                k: &k[bh * tk * d..(bh + 1) * tk * d],
-                v: &v[bh * tk * dv..(bh + 1) * tk * dv],
-                bias: &bias[bh / heads * tk..(bh / heads + 1) * tk],
+                q: q.head(bh, heads),
+                k: k.head(bh, heads),
+                v: v.head(bh, heads),
+                keys: keys.row(bh / heads, tk),
             };
-            let rows = bh * tq..(bh + 1) * tq;
             let grads = HeadGrads {
-                output: &output[rows.start * dv..rows.end * dv],
-                lse: &lse[rows.clone()],
-                grad: &grad[rows.start * dv..rows.end * dv],
+                output: output.head(bh, heads),
+                lse: &lse[bh * tq..(bh + 1) * tq],
+                grad: grad.head(bh, heads),
             };
             backward_head(isa, &dims, spec, scale, &head, &grads, [dq, dk, dvalue]);
         });
@@ -286,9 +355,9 @@ pub(crate) fn backward(
 
 /// One head's forward results and upstream gradient.
 struct HeadGrads<'a> {
-    output: &'a [f32],
+    output: Rows<'a>,
     lse: &'a [f32],
-    grad: &'a [f32],
+    grad: Rows<'a>,
 }
 
 /// One head's gradients: key tiles outer (their `dk`, `dv` rows are finished one tile at a
@@ -307,7 +376,7 @@ fn backward_head(
     // D_i = Σ_j P_ij dP_ij = rowsum(dO ⊙ O), the softmax backward's correction term.
     let delta: Vec<f32> = (0..tq)
         .map(|i| {
-            let (o, g) = (&grads.output[i * dv..(i + 1) * dv], &grads.grad[i * dv..(i + 1) * dv]);
+            let (o, g) = (grads.output.row(i, dv), grads.grad.row(i, dv));
             if dead(i) { 0.0 } else { o.iter().zip(g).map(|(a, b)| a * b).sum() }
         })
         .collect();
@@ -326,14 +395,15 @@ fn backward_head(
                 continue;
             }
             let bq = i1 - i0;
-            matmul(isa, [bq, n, d], Mat::rows(&head.q[i0 * d..], d), &kt, BK, &mut p, BK, false);
-            let g = &grads.grad[i0 * dv..];
-            matmul(isa, [bq, n, dv], Mat::rows(g, dv), &vt, BK, &mut dp, BK, false);
+            let (q_rows, g) = (head.q.from(i0), grads.grad.from(i0));
+            let (q_rs, g_rs) = (head.q.rs, grads.grad.rs);
+            matmul(isa, [bq, n, d], Mat::rows(q_rows, q_rs), &kt, BK, &mut p, BK, false);
+            matmul(isa, [bq, n, dv], Mat::rows(g, g_rs), &vt, BK, &mut dp, BK, false);
             for r in 0..bq {
                 let i = i0 + r;
                 let row = &mut p[r * BK..r * BK + bk];
                 let ds = &mut dp[r * BK..r * BK + bk];
-                if dead(i) || !mask_row(row, spec, scale, head.bias, i, k0) {
+                if dead(i) || !mask_row(row, spec, scale, head.keys, i, k0) {
                     row.fill(0.0);
                     ds.fill(0.0);
                     continue;
@@ -344,11 +414,10 @@ fn backward_head(
                 }
             }
             let dv_rows = &mut dv_out[k0 * dv..];
-            matmul(isa, [bk, dv, bq], Mat::cols(&p, BK), g, dv, dv_rows, dv, true);
-            let q_rows = &head.q[i0 * d..];
-            matmul(isa, [bk, d, bq], Mat::cols(&dp, BK), q_rows, d, &mut dk[k0 * d..], d, true);
-            let k_rows = &head.k[k0 * d..];
-            matmul(isa, [bq, d, bk], Mat::rows(&dp, BK), k_rows, d, &mut dq[i0 * d..], d, true);
+            matmul(isa, [bk, dv, bq], Mat::cols(&p, BK), g, g_rs, dv_rows, dv, true);
+            matmul(isa, [bk, d, bq], Mat::cols(&dp, BK), q_rows, q_rs, &mut dk[k0 * d..], d, true);
+            let (k_rows, k_rs) = (head.k.from(k0), head.k.rs);
+            matmul(isa, [bq, d, bk], Mat::rows(&dp, BK), k_rows, k_rs, &mut dq[i0 * d..], d, true);
         }
     }
 }

@@ -3,7 +3,7 @@
 //! loops elsewhere.
 //!
 //! The products of attention tiles are small (64 × 64 × head width 32–128): too small for a
-//! packing gemm to pay off, large enough that a register-blocked loop (4 rows × 16 columns of
+//! packing gemm to pay off, large enough that a register-blocked loop (6 rows × 16 columns of
 //! accumulators, one broadcast and two loads per step) runs near the FMA units' rate from L1.
 //! `exp` has no vector form in std; the AVX2 one is Cephes' `expf` (relative error about 2e-7),
 //! eight lanes at a time.
@@ -81,20 +81,17 @@ pub(crate) fn matmul(
         b.len(),
         c.len()
     );
+    #[cfg(target_arch = "x86_64")]
+    if isa.avx2 && k > 0 {
+        // SAFETY: AVX2 and FMA were detected at run time, and the assertion above checked that
+        // every index the kernel reads or writes is inside its buffer.
+        unsafe { avx2::matmul([m, n, k], a, b, ldb, c, ldc, accumulate) };
+        return;
+    }
     if !accumulate {
         for i in 0..m {
             c[i * ldc..i * ldc + n].fill(0.0);
         }
-    }
-    if k == 0 {
-        return;
-    }
-    #[cfg(target_arch = "x86_64")]
-    if isa.avx2 {
-        // SAFETY: AVX2 and FMA were detected at run time, and the assertion above checked that
-        // every index the kernel reads or writes is inside its buffer.
-        unsafe { avx2::matmul([m, n, k], a, b, ldb, c, ldc) };
-        return;
     }
     let _ = isa;
     for i in 0..m {
@@ -106,6 +103,18 @@ pub(crate) fn matmul(
             }
         }
     }
+}
+
+/// The largest value of `row` (`-inf` when empty). std's `f32::max` orders NaNs, which keeps
+/// the compiler from vectorizing a fold of it.
+pub(crate) fn max(isa: Isa, row: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if isa.avx2 {
+        // SAFETY: AVX2 was detected at run time; the kernel stays inside `row`.
+        return unsafe { avx2::max(row) };
+    }
+    let _ = isa;
+    row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b))
 }
 
 /// `row[j] = exp(row[j] - shift)`, with `exp(-inf) = 0`; returns the sum of the new values.
@@ -130,13 +139,15 @@ mod avx2 {
 
     use super::Mat;
 
-    /// Rows of accumulators per step of the register-blocked product.
-    const MR: usize = 4;
+    /// Rows of accumulators per step of the register-blocked product: 6 × 2 vectors keep 12
+    /// FMAs in flight, enough to cover the FMA latency on two ports (8 left a fifth idle).
+    const MR: usize = 6;
 
-    /// [`super::matmul`] with `accumulate` (the caller zeroed `c` otherwise).
+    /// [`super::matmul`].
     ///
     /// # Safety
     /// The CPU has AVX2 and FMA; the buffers hold every index of the shapes and strides.
+    #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn matmul(
         [m, n, k]: [usize; 3],
@@ -145,35 +156,46 @@ mod avx2 {
         ldb: usize,
         c: &mut [f32],
         ldc: usize,
+        accumulate: bool,
     ) {
         let mut i = 0;
         while i < m {
             let rows = (m - i).min(MR);
             let a_rows = a.data[i * a.rs..].as_ptr();
             let c_rows = c[i * ldc..].as_mut_ptr();
-            // SAFETY: (for the four calls) rows i..i + rows of `a` and `c` are in bounds, as
+            // SAFETY: (every arm) rows i..i + rows of `a` and `c` are in bounds, as
             // the caller promised for all m rows.
             unsafe {
+                let args = Block {
+                    n,
+                    k,
+                    a: a_rows,
+                    rs: a.rs,
+                    cs: a.cs,
+                    b: b.as_ptr(),
+                    ldb,
+                    c: c_rows,
+                    ldc,
+                    accumulate,
+                };
                 match rows {
-                    4 => block::<4>([n, k], a_rows, a.rs, a.cs, b.as_ptr(), ldb, c_rows, ldc),
-                    3 => block::<3>([n, k], a_rows, a.rs, a.cs, b.as_ptr(), ldb, c_rows, ldc),
-                    2 => block::<2>([n, k], a_rows, a.rs, a.cs, b.as_ptr(), ldb, c_rows, ldc),
-                    _ => block::<1>([n, k], a_rows, a.rs, a.cs, b.as_ptr(), ldb, c_rows, ldc),
+                    6 => block::<6>(args),
+                    5 => block::<5>(args),
+                    4 => block::<4>(args),
+                    3 => block::<3>(args),
+                    2 => block::<2>(args),
+                    _ => block::<1>(args),
                 }
             }
             i += rows;
         }
     }
 
-    /// `R` rows of the product: 16 columns at a time, then 8, then one by one.
-    ///
-    /// # Safety
-    /// As [`matmul`], for `R` rows starting at `a` and `c`.
-    #[allow(clippy::too_many_arguments)]
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    unsafe fn block<const R: usize>(
-        [n, k]: [usize; 2],
+    /// The operands of [`block`]: `R` rows from `a` and `c`.
+    #[derive(Clone, Copy)]
+    struct Block {
+        n: usize,
+        k: usize,
         a: *const f32,
         rs: usize,
         cs: usize,
@@ -181,7 +203,23 @@ mod avx2 {
         ldb: usize,
         c: *mut f32,
         ldc: usize,
-    ) {
+        accumulate: bool,
+    }
+
+    /// `R` rows of the product: 16 columns at a time, then 8, then one by one; stores into
+    /// `c` or adds to it.
+    ///
+    /// # Safety
+    /// As [`matmul`], for `R` rows starting at `a` and `c`.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn block<const R: usize>(args: Block) {
+        let Block { n, k, a, rs, cs, b, ldb, c, ldc, accumulate } = args;
+        // SAFETY: `out` points at 8 floats of `c`.
+        let store = |out: *mut f32, acc: __m256| unsafe {
+            let acc = if accumulate { _mm256_add_ps(_mm256_loadu_ps(out), acc) } else { acc };
+            _mm256_storeu_ps(out, acc);
+        };
         // SAFETY: every pointer below stays within rows < R of `a`/`c`, p < k, j < n, which
         // the caller guarantees are in bounds.
         unsafe {
@@ -198,10 +236,8 @@ mod avx2 {
                     }
                 }
                 for (r, acc) in acc.iter().enumerate() {
-                    let out = c.add(r * ldc + j);
-                    _mm256_storeu_ps(out, _mm256_add_ps(_mm256_loadu_ps(out), acc[0]));
-                    let out = out.add(8);
-                    _mm256_storeu_ps(out, _mm256_add_ps(_mm256_loadu_ps(out), acc[1]));
+                    store(c.add(r * ldc + j), acc[0]);
+                    store(c.add(r * ldc + j + 8), acc[1]);
                 }
                 j += 16;
             }
@@ -215,8 +251,7 @@ mod avx2 {
                     }
                 }
                 for (r, acc) in acc.iter().enumerate() {
-                    let out = c.add(r * ldc + j);
-                    _mm256_storeu_ps(out, _mm256_add_ps(_mm256_loadu_ps(out), *acc));
+                    store(c.add(r * ldc + j), *acc);
                 }
                 j += 8;
             }
@@ -226,7 +261,8 @@ mod avx2 {
                     for p in 0..k {
                         sum += *a.add(r * rs + p * cs) * *b.add(p * ldb + j);
                     }
-                    *c.add(r * ldc + j) += sum;
+                    let out = c.add(r * ldc + j);
+                    *out = if accumulate { *out + sum } else { sum };
                 }
             }
         }
@@ -256,6 +292,24 @@ mod avx2 {
             _mm256_set1_epi32(127),
         ));
         _mm256_andnot_ps(under, _mm256_mul_ps(y, _mm256_castsi256_ps(pow2)))
+    }
+
+    /// [`super::max`].
+    ///
+    /// # Safety
+    /// The CPU has AVX2.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn max(row: &[f32]) -> f32 {
+        let mut max8 = _mm256_set1_ps(f32::NEG_INFINITY);
+        let mut chunks = row.chunks_exact(8);
+        for chunk in &mut chunks {
+            // SAFETY: `chunk` holds exactly 8 floats.
+            max8 = _mm256_max_ps(max8, unsafe { _mm256_loadu_ps(chunk.as_ptr()) });
+        }
+        let mut lanes = [0.0f32; 8];
+        // SAFETY: `lanes` holds 8 floats.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), max8) };
+        lanes.iter().chain(chunks.remainder()).fold(f32::NEG_INFINITY, |a, &b| a.max(b))
     }
 
     /// [`super::exp_shifted`].
