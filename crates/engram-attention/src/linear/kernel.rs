@@ -4,14 +4,22 @@
 //! floats read once, a few multiply-adds each. gemm (flex's matmul) does not pack the weight at
 //! this size and walks it 6 columns at a time down all `k` rows, a new cache line and often a
 //! new page per row; at one row it runs a single-threaded matrix-vector product. Here the
-//! weight is read four rows at a time, each a contiguous segment of its row, and every vector
-//! loaded serves two rows of `x` at once; the outputs of a chunk of columns stay in L1 while
-//! the weight streams past. Threads take chunks of columns. AVX2/FMA where the CPU has them, a
-//! portable loop elsewhere.
+//! weight is read a few rows at a time, each a contiguous segment of its row, and the outputs
+//! of a chunk of columns stay in L1 while the weight streams past. Threads take chunks of
+//! columns. AVX2/FMA where the CPU has them, a portable loop elsewhere.
+//!
+//! - One or two rows: four weight rows at a time, every weight vector serving both rows.
+//! - More rows: blocks of 16 weight rows, over which `6 × 16` register tiles of outputs
+//!   accumulate before going back to L1, and a software prefetch a line ahead in each of the
+//!   16 weight rows.
 //!
 //! Measured against gemm (flex's arguments) on the decoder benchmark's 17 products in sequence
 //! (`attention/decode`; one thread, thread CPU time per step, load 6-7 on 2 cores): at 16 rows
-//! 8.3-9.0 ms against 16-22 ms; at one row 1.6-1.7 ms against 2.0-2.3 ms.
+//! 8.3-9.0 ms against 16-22 ms; at one row 1.6-1.7 ms against 2.0-2.3 ms. The register tiles
+//! and the prefetch then took 16 rows through the decoder's five product shapes (`[256, 768]`,
+//! `[256, 256]`, `[256, 1024]`, `[1024, 256]`, `[256, 8000]`) in 3.0-3.5 ms of one thread's CPU
+//! time against 4.4-5.0 ms for the two-row blocks (alternating runs at load 4-5; the tiles
+//! without the prefetch were no faster, their loads waiting on memory).
 
 /// Columns per chunk with more than [`WIDE_ROWS`] rows: the outputs of 16 rows (16 KiB) stay
 /// in L1 while the weight passes.
@@ -136,6 +144,11 @@ mod avx2 {
         [m, k, n]: [usize; 3],
         cols: std::ops::Range<usize>,
     ) {
+        if m > super::WIDE_ROWS {
+            // SAFETY: the caller's contract, and the CPU has AVX2 and FMA.
+            unsafe { tiles(x, w, y, [m, k, n], cols) };
+            return;
+        }
         let (j0, nv) = (cols.start, cols.len() / 8);
         let mut p = 0;
         while p < k {
@@ -158,6 +171,152 @@ mod avx2 {
                 let acc: f32 = (0..k).map(|p| x[r * k + p] * w[p * n + j]).sum();
                 // SAFETY: `(r, j)` lies in `y`, within the caller's columns.
                 unsafe { *y.add(r * n + j) += acc };
+            }
+        }
+    }
+
+    /// Rows of a register tile: `TR × 16` accumulators (12 registers), so that each step
+    /// loads two weight vectors and `TR` broadcasts for `2 TR` multiply-adds.
+    const TR: usize = 6;
+    /// Weight rows a tile runs through before its outputs go back to `y` (in L1): enough to
+    /// amortise that load and store over many multiply-adds, few enough that the weight rows
+    /// are read as short contiguous segments, which the prefetchers follow. A tile that runs
+    /// down all `k` rows instead (each step a new 4 KiB page of a `[k, 1024]` weight) made
+    /// decoding at 16 rows 40 % slower.
+    const TK: usize = 16;
+
+    /// [`columns`] for more than a couple of rows: per block of [`TK`] weight rows, `TR × 16`
+    /// register tiles over 16-column panels (which stay in L1 while every row tile passes
+    /// over them), then 8-column vectors, then single columns.
+    ///
+    /// # Safety
+    /// As [`super::columns`], on a CPU with AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn tiles(
+        x: &[f32],
+        w: &[f32],
+        y: *mut f32,
+        [m, k, n]: [usize; 3],
+        cols: std::ops::Range<usize>,
+    ) {
+        let mut p = 0;
+        while p < k {
+            let depth = TK.min(k - p);
+            let mut j = cols.start;
+            // SAFETY (all calls): rows `r..r + R`, weight rows `p..p + depth` and columns
+            // `j..j + 8 V` lie in the buffers by the caller's contract; AVX2 and FMA.
+            while j + 16 <= cols.end {
+                // The same line of each weight row, PREFETCH columns on: with 16 rows read side
+                // by side the hardware prefetchers fall behind, and the loads wait on memory.
+                for d in 0..depth {
+                    prefetch(w.as_ptr().wrapping_add((p + d) * n + j + PREFETCH));
+                }
+                let mut r = 0;
+                while r + TR <= m {
+                    unsafe { tile::<TR, 2>(x, w, y, [r, j, p, depth], [k, n]) };
+                    r += TR;
+                }
+                unsafe { rest::<2>(x, w, y, [r, j, p, depth], [m, k, n]) };
+                j += 16;
+            }
+            if j + 8 <= cols.end {
+                let mut r = 0;
+                while r + TR <= m {
+                    unsafe { tile::<TR, 1>(x, w, y, [r, j, p, depth], [k, n]) };
+                    r += TR;
+                }
+                unsafe { rest::<1>(x, w, y, [r, j, p, depth], [m, k, n]) };
+            }
+            p += depth;
+        }
+        let j0 = cols.start + (cols.len() / 8) * 8;
+        for j in j0..cols.end {
+            for r in 0..m {
+                let acc: f32 = (0..k).map(|p| x[r * k + p] * w[p * n + j]).sum();
+                // SAFETY: `(r, j)` lies in `y`, within the caller's columns.
+                unsafe { *y.add(r * n + j) += acc };
+            }
+        }
+    }
+
+    /// How far ahead along a weight row [`tiles`] asks for the next line.
+    const PREFETCH: usize = 64;
+
+    /// Asks for the cache line at `p`: a hint, which never faults.
+    #[inline(always)]
+    fn prefetch(p: *const f32) {
+        // SAFETY: a prefetch does not access memory architecturally, whatever the address.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>()) };
+    }
+
+    /// The rows `r..m` (fewer than [`TR`]) of a panel of `V` vectors at column `j`.
+    ///
+    /// # Safety
+    /// As [`tile`] for those rows.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn rest<const V: usize>(
+        x: &[f32],
+        w: &[f32],
+        y: *mut f32,
+        at: [usize; 4],
+        [m, k, n]: [usize; 3],
+    ) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            match m - at[0] {
+                0 => {}
+                1 => tile::<1, V>(x, w, y, at, [k, n]),
+                2 => tile::<2, V>(x, w, y, at, [k, n]),
+                3 => tile::<3, V>(x, w, y, at, [k, n]),
+                4 => tile::<4, V>(x, w, y, at, [k, n]),
+                _ => tile::<5, V>(x, w, y, at, [k, n]),
+            }
+        }
+    }
+
+    /// `y[r..r + R, j..j + 8 V] += x[r..r + R, p..p + depth] · w[p..p + depth, j..j + 8 V]`,
+    /// the `R × V` accumulators in registers.
+    ///
+    /// # Safety
+    /// Rows `r..r + R` of `x` `[.., k]` and `y` `[.., n]`, weight rows `p..p + depth` and
+    /// columns `j..j + 8 V` of `w` `[k, n]` and `y` are in bounds; the CPU has AVX2 and FMA.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn tile<const R: usize, const V: usize>(
+        x: &[f32],
+        w: &[f32],
+        y: *mut f32,
+        [r, j, p, depth]: [usize; 4],
+        [k, n]: [usize; 2],
+    ) {
+        // SAFETY (block): in bounds by the caller's contract; the CPU has AVX2 and FMA.
+        unsafe {
+            let mut acc = [[_mm256_setzero_ps(); V]; R];
+            for (i, acc) in acc.iter_mut().enumerate() {
+                for (v, acc) in acc.iter_mut().enumerate() {
+                    *acc = _mm256_loadu_ps(y.add((r + i) * n + j + v * 8));
+                }
+            }
+            let xs = x.as_ptr().add(r * k + p);
+            let mut wp = w.as_ptr().add(p * n + j);
+            for d in 0..depth {
+                let mut wv = [_mm256_setzero_ps(); V];
+                for (v, wv) in wv.iter_mut().enumerate() {
+                    *wv = _mm256_loadu_ps(wp.add(v * 8));
+                }
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    let a = _mm256_broadcast_ss(&*xs.add(i * k + d));
+                    for v in 0..V {
+                        acc[v] = _mm256_fmadd_ps(a, wv[v], acc[v]);
+                    }
+                }
+                wp = wp.add(n);
+            }
+            for (i, acc) in acc.iter().enumerate() {
+                for (v, acc) in acc.iter().enumerate() {
+                    _mm256_storeu_ps(y.add((r + i) * n + j + v * 8), *acc);
+                }
             }
         }
     }
