@@ -60,8 +60,17 @@ fn bools(t: &FlexTensor) -> &[u8] {
     &t.storage::<u8>()[start..end]
 }
 
-fn tensor(values: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
-    FlexTensor::new(Bytes::from_elems(values), Layout::contiguous(Shape::new(shape)), DType::F32)
+/// `[batch, heads, t, width]` values, laid out token-major (`[batch, t, heads, width]` in
+/// memory) or head-major.
+fn tensor(values: Vec<f32>, shape: [usize; 4], token_major: bool) -> FlexTensor {
+    let [_, heads, t, width] = shape;
+    let layout = if token_major {
+        let strides = [t * heads * width, width, heads * width, 1].map(|s| s as isize);
+        Layout::new(Shape::new(shape), strides.to_vec(), 0)
+    } else {
+        Layout::contiguous(Shape::new(shape))
+    };
+    FlexTensor::new(Bytes::from_elems(values), layout, DType::F32)
 }
 
 /// The output `[b, h, tq, dv]` and logsumexp `[b, h, tq, 1]`, or `None` (see the module doc).
@@ -73,6 +82,10 @@ pub(super) fn forward(
     spec: &FlashSpec,
 ) -> Option<(FlexTensor, FlexTensor)> {
     let (dims, [q, k, v, padding]) = inputs(q, k, v, padding)?;
+    let Dims { batch, heads, tq, d, dv, .. } = dims;
+    // The output takes the queries' layout: multi-head attention merges its heads back with a
+    // view then.
+    let token_major = strided(&q).token_major([heads, tq, d]);
     let (out, lse) = host::forward(
         Isa::detect(),
         strided(&q),
@@ -81,9 +94,12 @@ pub(super) fn forward(
         bools(&padding),
         dims,
         spec,
+        token_major,
     );
-    let Dims { batch, heads, tq, dv, .. } = dims;
-    Some((tensor(out, [batch, heads, tq, dv]), tensor(lse, [batch, heads, tq, 1])))
+    Some((
+        tensor(out, [batch, heads, tq, dv], token_major),
+        tensor(lse, [batch, heads, tq, 1], false),
+    ))
 }
 
 /// `dq`, `dk`, `dv`, or `None` (see the module doc).
@@ -104,6 +120,13 @@ pub(super) fn backward(
     }
     let (output, lse, grad) = (readable(output), lse.to_contiguous(), readable(grad));
     let lse = lse.as_slice::<f32>().expect("flash host kernel: a contiguous logsumexp");
+    let Dims { batch, heads, tq, tk, d, .. } = dims;
+    // Each gradient takes its input's layout (see `forward`).
+    let token_major = [
+        strided(&q).token_major([heads, tq, d]),
+        strided(&k).token_major([heads, tk, d]),
+        strided(&v).token_major([heads, tk, dims.dv]),
+    ];
     let [dq, dk, dv] = host::backward(
         Isa::detect(),
         strided(&q),
@@ -115,11 +138,11 @@ pub(super) fn backward(
         strided(&grad),
         dims,
         spec,
+        token_major,
     );
-    let Dims { batch, heads, tq, tk, d, .. } = dims;
     Some([
-        tensor(dq, [batch, heads, tq, d]),
-        tensor(dk, [batch, heads, tk, d]),
-        tensor(dv, [batch, heads, tk, dims.dv]),
+        tensor(dq, [batch, heads, tq, d], token_major[0]),
+        tensor(dk, [batch, heads, tk, d], token_major[1]),
+        tensor(dv, [batch, heads, tk, dims.dv], token_major[2]),
     ])
 }

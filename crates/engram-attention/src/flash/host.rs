@@ -62,6 +62,11 @@ impl<'a> Strided<'a> {
         Strided { data, strides: [heads * t * width, t * width, width] }
     }
 
+    /// Whether the tensor is `[batch, t, heads, width]` in memory (see [`Scatter`]).
+    pub(crate) fn token_major(&self, [heads, t, width]: [usize; 3]) -> bool {
+        self.strides == [t * heads * width, width, heads * width]
+    }
+
     /// Whether every element of `[batch, heads, t, width]` is inside `data`.
     fn holds(&self, [batch, heads, t, width]: [usize; 4]) -> bool {
         let [sb, sh, st] = self.strides;
@@ -90,6 +95,55 @@ impl<'a> Rows<'a> {
 
     fn row(&self, i: usize, width: usize) -> &'a [f32] {
         &self.data[i * self.rs..i * self.rs + width]
+    }
+}
+
+/// A `[batch, heads, t, width]` output that tasks write, each its own rows: head-major
+/// (row-major in that order) or token-major (`[batch, t, heads, width]` in memory, the layout
+/// that multi-head attention splits its heads from and merges them back into, so that merging
+/// is a view and not a copy).
+struct Scatter {
+    ptr: *mut f32,
+    len: usize,
+    heads: usize,
+    t: usize,
+    width: usize,
+    token_major: bool,
+}
+
+// SAFETY: `Scatter::write`'s callers write disjoint rows, so sharing the pointer across the
+// tasks of one call is sound; the buffer outlives the call.
+unsafe impl Sync for Scatter {}
+
+impl Scatter {
+    fn new(buffer: &mut [f32], [heads, t, width]: [usize; 3], token_major: bool) -> Self {
+        Scatter { ptr: buffer.as_mut_ptr(), len: buffer.len(), heads, t, width, token_major }
+    }
+
+    /// Row `i` of head `bh` (of `heads` per batch row).
+    fn offset(&self, bh: usize, i: usize) -> usize {
+        let (b, h) = (bh / self.heads, bh % self.heads);
+        if self.token_major {
+            ((b * self.t + i) * self.heads + h) * self.width
+        } else {
+            (bh * self.t + i) * self.width
+        }
+    }
+
+    /// Rows `i0..` of head `bh` from `rows`, `width` values each.
+    ///
+    /// # Safety
+    /// No other task touches these rows of the buffer while this runs.
+    unsafe fn write(&self, bh: usize, i0: usize, rows: &[f32]) {
+        for (r, row) in rows.chunks_exact(self.width).enumerate() {
+            let offset = self.offset(bh, i0 + r);
+            assert!(offset + self.width <= self.len, "flash host kernel: row {r} out of bounds");
+            // SAFETY: in bounds (checked), and no other task writes this row (the caller's
+            // promise); `row` is a separate buffer.
+            unsafe {
+                std::ptr::copy_nonoverlapping(row.as_ptr(), self.ptr.add(offset), self.width)
+            };
+        }
     }
 }
 
@@ -169,11 +223,13 @@ fn transpose_rows(x: Rows<'_>, width: usize, (k0, k1): (usize, usize), out: &mut
     }
 }
 
-/// Forward: the output `[b, h, tq, dv]` and the logsumexp `[b, h, tq]` ([`NEG`] for a query that
-/// sees no key, whose output is zero). `padding` is `[b, tk]`, non-zero at padded keys.
+/// Forward: the output `[b, h, tq, dv]` (token-major when `token_major`, see [`Scatter`]) and
+/// the logsumexp `[b, h, tq]` ([`NEG`] for a query that sees no key, whose output is zero).
+/// `padding` is `[b, tk]`, non-zero at padded keys.
 ///
 /// # Panics
 /// If a buffer does not hold its shape, or a size is 0.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn forward(
     isa: Isa,
     q: Strided<'_>,
@@ -182,6 +238,7 @@ pub(crate) fn forward(
     padding: &[u8],
     dims: Dims,
     spec: &FlashSpec,
+    token_major: bool,
 ) -> (Vec<f32>, Vec<f32>) {
     let Dims { batch, heads, tq, tk, dv, .. } = dims;
     check(&dims, &q, &k, &v, padding);
@@ -189,22 +246,22 @@ pub(crate) fn forward(
     let scale = spec.scale as f32;
     let mut out = vec![0.0f32; batch * heads * tq * dv];
     let mut lse = vec![0.0f32; batch * heads * tq];
-    out.par_chunks_mut(tq * dv).zip(lse.par_chunks_mut(tq)).enumerate().for_each(
-        |(bh, (out, lse))| {
-            let head = Head {
-                q: q.head(bh, heads),
-                k: k.head(bh, heads),
-                v: v.head(bh, heads),
-                keys: keys.row(bh / heads, tk),
-            };
-            out.par_chunks_mut(BQ * dv).zip(lse.par_chunks_mut(BQ)).enumerate().for_each(
-                |(block, (out, lse))| {
-                    let i0 = block * BQ;
-                    forward_block(isa, &dims, spec, scale, &head, (i0, i0 + lse.len()), out, lse);
-                },
-            );
-        },
-    );
+    let scatter = Scatter::new(&mut out, [heads, tq, dv], token_major);
+    lse.par_chunks_mut(tq).enumerate().for_each(|(bh, lse)| {
+        let head = Head {
+            q: q.head(bh, heads),
+            k: k.head(bh, heads),
+            v: v.head(bh, heads),
+            keys: keys.row(bh / heads, tk),
+        };
+        lse.par_chunks_mut(BQ).enumerate().for_each(|(block, lse)| {
+            let i0 = block * BQ;
+            let mut out = vec![0.0f32; lse.len() * dv];
+            forward_block(isa, &dims, spec, scale, &head, (i0, i0 + lse.len()), &mut out, lse);
+            // SAFETY: this task owns rows i0.. of head bh.
+            unsafe { scatter.write(bh, i0, &out) };
+        });
+    });
     (out, lse)
 }
 
@@ -296,8 +353,9 @@ fn forward_block(
     }
 }
 
-/// Gradients `[dq, dk, dv]` given the upstream gradient `grad` `[b, h, tq, dv]` and the
-/// forward's `output` and `lse`; each tile's weights are recomputed from `lse`.
+/// Gradients `[dq, dk, dv]` (each token-major where `token_major` says so, see [`Scatter`]),
+/// given the upstream gradient `grad` `[b, h, tq, dv]` and the forward's `output` and `lse`;
+/// each tile's weights are recomputed from `lse`.
 ///
 /// # Panics
 /// If a buffer does not hold its shape, or a size is 0.
@@ -313,6 +371,7 @@ pub(crate) fn backward(
     grad: Strided<'_>,
     dims: Dims,
     spec: &FlashSpec,
+    token_major: [bool; 3],
 ) -> [Vec<f32>; 3] {
     let Dims { batch, heads, tq, tk, d, dv } = dims;
     check(&dims, &q, &k, &v, padding);
@@ -331,25 +390,32 @@ pub(crate) fn backward(
     let mut grad_q = vec![0.0f32; rows * d];
     let mut grad_k = vec![0.0f32; batch * heads * tk * d];
     let mut grad_v = vec![0.0f32; batch * heads * tk * dv];
-    grad_q
-        .par_chunks_mut(tq * d)
-        .zip(grad_k.par_chunks_mut(tk * d))
-        .zip(grad_v.par_chunks_mut(tk * dv))
-        .enumerate()
-        .for_each(|(bh, ((dq, dk), dvalue))| {
-            let head = Head {
-                q: q.head(bh, heads),
-                k: k.head(bh, heads),
-                v: v.head(bh, heads),
-                keys: keys.row(bh / heads, tk),
-            };
-            let grads = HeadGrads {
-                output: output.head(bh, heads),
-                lse: &lse[bh * tq..(bh + 1) * tq],
-                grad: grad.head(bh, heads),
-            };
-            backward_head(isa, &dims, spec, scale, &head, &grads, [dq, dk, dvalue]);
-        });
+    let scatter = [
+        Scatter::new(&mut grad_q, [heads, tq, d], token_major[0]),
+        Scatter::new(&mut grad_k, [heads, tk, d], token_major[1]),
+        Scatter::new(&mut grad_v, [heads, tk, dv], token_major[2]),
+    ];
+    (0..batch * heads).into_par_iter().for_each(|bh| {
+        let head = Head {
+            q: q.head(bh, heads),
+            k: k.head(bh, heads),
+            v: v.head(bh, heads),
+            keys: keys.row(bh / heads, tk),
+        };
+        let grads = HeadGrads {
+            output: output.head(bh, heads),
+            lse: &lse[bh * tq..(bh + 1) * tq],
+            grad: grad.head(bh, heads),
+        };
+        let mut dq = vec![0.0f32; tq * d];
+        let mut dk = vec![0.0f32; tk * d];
+        let mut dvalue = vec![0.0f32; tk * dv];
+        backward_head(isa, &dims, spec, scale, &head, &grads, [&mut dq, &mut dk, &mut dvalue]);
+        for (scatter, rows) in scatter.iter().zip([dq, dk, dvalue]) {
+            // SAFETY: this task owns head bh.
+            unsafe { scatter.write(bh, 0, &rows) };
+        }
+    });
     [grad_q, grad_k, grad_v]
 }
 

@@ -321,10 +321,11 @@ mod host_kernel {
         let q = Strided::contiguous(&c.q, [heads, tq, d]);
         let k = Strided::contiguous(&c.k, [heads, tk, d]);
         let v = Strided::contiguous(&c.v, [heads, tk, dv]);
-        let (out, lse) = host::forward(isa, q, k, v, &c.padding, c.dims, &c.spec);
+        let (out, lse) = host::forward(isa, q, k, v, &c.padding, c.dims, &c.spec, false);
         let o = Strided::contiguous(&out, [heads, tq, dv]);
         let g = Strided::contiguous(&c.grad, [heads, tq, dv]);
-        let [dq, dk, dv] = host::backward(isa, q, k, v, &c.padding, o, &lse, g, c.dims, &c.spec);
+        let [dq, dk, dv] =
+            host::backward(isa, q, k, v, &c.padding, o, &lse, g, c.dims, &c.spec, [false; 3]);
         [out, lse, dq, dk, dv]
     }
 
