@@ -66,8 +66,14 @@ pub(crate) fn linear_rows(
     }
     let threads =
         if parallel && m * n * k >= PARALLEL_MIN { rayon::current_num_threads().max(1) } else { 1 };
-    let nc =
-        if m <= WIDE_ROWS { n.div_ceil(threads).next_multiple_of(8).max(WIDE_MIN_NC) } else { NC };
+    let nc = if m <= WIDE_ROWS {
+        n.div_ceil(threads).next_multiple_of(8).max(WIDE_MIN_NC)
+    } else {
+        // At most NC columns, in a number of chunks that the threads share evenly: with NC
+        // itself a 256-column product ran on one thread and a 768-column one split 2:1.
+        let chunks = n.div_ceil(NC * threads) * threads;
+        n.div_ceil(chunks).next_multiple_of(16)
+    };
     let out = Out(y.as_mut_ptr());
     let chunk = |c: usize| {
         let cols = c * nc..((c + 1) * nc).min(n);
