@@ -68,11 +68,17 @@ impl Backend {
     pub fn device(self) -> Result<Device, Error> {
         match self {
             #[cfg(feature = "flex")]
-            Backend::Flex => Ok(Device::flex()),
+            Backend::Flex => {
+                crate::alloc::keep_freed_buffers();
+                Ok(Device::flex())
+            }
             #[cfg(feature = "ndarray")]
             // Deprecated upstream; engram keeps it to compare backends.
             #[allow(deprecated)]
-            Backend::NdArray => Ok(Device::ndarray()),
+            Backend::NdArray => {
+                crate::alloc::keep_freed_buffers();
+                Ok(Device::ndarray())
+            }
             #[cfg(feature = "wgpu")]
             Backend::Wgpu => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
             #[allow(unreachable_patterns)]

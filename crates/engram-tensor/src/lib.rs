@@ -34,6 +34,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod alloc;
 mod backend;
 mod dropout;
 mod error;
