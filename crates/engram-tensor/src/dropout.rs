@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use crate::backend::{Backend, backend_of};
 
 /// Elements per parallel task; a multiple of 2 (each hash serves two elements).
-const CHUNK: usize = 1 << 16;
+pub(crate) const CHUNK: usize = 1 << 16;
 
 /// Applies `layer` to `input` as burn's `Dropout::forward` does — only when the layer is in
 /// training, the device records gradients, and `p > 0` — with a fast mask on the CPU backends.
@@ -69,7 +69,7 @@ pub fn dropout_with<const D: usize>(input: Tensor<D>, prob: f64) -> Tensor<D> {
 }
 
 /// A 64-bit seed from the device's generator: four 16-bit draws.
-fn draw_seed(device: &burn::tensor::Device) -> u64 {
+pub(crate) fn draw_seed(device: &burn::tensor::Device) -> u64 {
     let draws = Tensor::<1, Int>::random([4], Distribution::Uniform(0.0, 65536.0), device);
     let draws = draws.into_data().convert::<i64>();
     let draws = draws.as_slice::<i64>().expect("dropout: the seed draws are i64 after convert");
@@ -78,21 +78,42 @@ fn draw_seed(device: &burn::tensor::Device) -> u64 {
 
 /// `n` values, each `1 / keep` with probability `keep` and `0` otherwise; element `i` depends
 /// only on `seed` and `i`, not on how the work is split among threads.
-fn bernoulli_mask(seed: u64, n: usize, keep: f64) -> Vec<f32> {
-    // Keep where the 32-bit draw is below keep·2^32.
-    let threshold = (keep * 4_294_967_296.0).round().min(4_294_967_295.0) as u32;
-    let scale = (1.0 / keep) as f32;
-    let mut mask = vec![0.0f32; n];
-    mask.par_chunks_mut(CHUNK).enumerate().for_each(|(chunk, values)| {
-        let first_pair = (chunk * CHUNK / 2) as u64;
+pub(crate) fn bernoulli_mask(seed: u64, n: usize, keep: f64) -> Vec<f32> {
+    let mask = DropMask::new(seed, keep);
+    let mut values = vec![1.0f32; n];
+    values.par_chunks_mut(CHUNK).enumerate().for_each(|(chunk, values)| {
+        mask.apply(chunk * CHUNK, values);
+    });
+    values
+}
+
+/// A dropout mask as a function of the element index: element `i` is kept when its 32-bit
+/// draw (half of the SplitMix64 hash of `i / 2`) is below `keep · 2³²`, and then scaled by
+/// `1 / keep`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct DropMask {
+    seed: u64,
+    threshold: u32,
+    scale: f32,
+}
+
+impl DropMask {
+    pub(crate) fn new(seed: u64, keep: f64) -> Self {
+        let threshold = (keep * 4_294_967_296.0).round().min(4_294_967_295.0) as u32;
+        Self { seed, threshold, scale: (1.0 / keep) as f32 }
+    }
+
+    /// Multiplies `values`, the elements from index `start` (even) on, by the mask.
+    pub(crate) fn apply(&self, start: usize, values: &mut [f32]) {
+        debug_assert!(start.is_multiple_of(2), "DropMask::apply: odd start {start}");
+        let first_pair = (start / 2) as u64;
         for (pair, two) in values.chunks_mut(2).enumerate() {
-            let bits = splitmix64(seed, first_pair + pair as u64);
+            let bits = splitmix64(self.seed, first_pair + pair as u64);
             for (value, draw) in two.iter_mut().zip([bits as u32, (bits >> 32) as u32]) {
-                *value = if draw < threshold { scale } else { 0.0 };
+                *value = if draw < self.threshold { *value * self.scale } else { 0.0 };
             }
         }
-    });
-    mask
+    }
 }
 
 /// The `index`-th output of a SplitMix64 stream started at `seed` (Steele, Lea and Flood, 2014).

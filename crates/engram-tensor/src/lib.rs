@@ -7,8 +7,9 @@
 //! - Stable [`softmax`], [`log_softmax`], [`logsumexp`], [`masked_softmax`] (fully masked rows
 //!   give zeros, never NaN), [`softmin`] and the smoothed minimum [`soft_min`]; [`entropy`],
 //!   [`CrossEntropy`] with padding and label smoothing, [`kl_divergence`], [`perplexity`].
-//! - [`dropout`] and [`dropout_with`], with a mask drawn in parallel on the CPU backends (burn's draws one element at a
-//!   time from a ChaCha generator).
+//! - [`dropout`] and [`dropout_with`], with a mask drawn in parallel on the CPU backends (burn's
+//!   draws one element at a time from a ChaCha generator); [`gelu_dropout`], GELU and dropout in
+//!   one parallel pass each way on flex.
 //! - Masks ([`padding_mask`], [`causal_mask`]), seeding ([`seed_everything`]) and initialisers
 //!   burn lacks ([`orthogonal_blocks`], [`recurrent_uniform`], [`scaled_residual_normal`]).
 //! - The memory contract ([`SequenceMemory`], [`StreamingMemory`], [`check_streaming`]), see
@@ -38,6 +39,7 @@ mod alloc;
 mod backend;
 mod dropout;
 mod error;
+mod gelu;
 mod init;
 mod loss;
 mod mask;
@@ -50,6 +52,7 @@ pub use backend::{
 };
 pub use dropout::{dropout, dropout_with};
 pub use error::Error;
+pub use gelu::gelu_dropout;
 pub use init::{orthogonal_blocks, recurrent_uniform, scaled_residual_normal, seed_everything};
 pub use loss::{CrossEntropy, entropy, kl_divergence, perplexity};
 pub use mask::{causal_mask, lengths_from_mask, padding_mask};

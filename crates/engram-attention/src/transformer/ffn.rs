@@ -81,13 +81,17 @@ impl FeedForward {
         // `decode_linear` is `Linear::forward` with a faster kernel for the few rows of a
         // decoding step.
         let hidden = match &self.gate {
-            None => activation::gelu(decode_linear(&self.linear_inner, x)),
+            // GELU and dropout in one pass on flex.
+            None => {
+                engram_tensor::gelu_dropout(decode_linear(&self.linear_inner, x), &self.dropout)
+            }
             Some(gate) => {
-                activation::silu(decode_linear(gate, x.clone()))
-                    * decode_linear(&self.linear_inner, x)
+                let hidden = activation::silu(decode_linear(gate, x.clone()))
+                    * decode_linear(&self.linear_inner, x);
+                engram_tensor::dropout(&self.dropout, hidden)
             }
         };
-        decode_linear(&self.linear_outer, engram_tensor::dropout(&self.dropout, hidden))
+        decode_linear(&self.linear_outer, hidden)
     }
 }
 
