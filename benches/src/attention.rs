@@ -10,8 +10,8 @@
 //! - `attention/decode`: the anchors' GPT-style decoder (4 pre-norm blocks, d_model 256, 4 heads,
 //!   GELU MLP 1024, learned positions, vocab 8000, prompt 16), greedy generation with the KV
 //!   cache and by recomputing the prefix; ids `<impl>/<backend>/b<batch>_g<tokens>`, throughput
-//!   in generated tokens. The output head goes through `decode_linear`, as the blocks'
-//!   projections do, so that a step's products all take engram's few-row kernel on flex.
+//!   in generated tokens. The output head goes through `engram_attention::linear`, as the
+//!   blocks' projections do, so that a step's products all take engram's few-row kernel on flex.
 //! - `attention/long_train`: forward+backward of causal attention alone at batch 1, 8 heads,
 //!   head width 64, seq 4096. Peak memory at 4096 and 16384 comes from a separate process per
 //!   case: `cargo run --release -p engram-attention --example long_train` (it prints VmHWM),
@@ -27,7 +27,7 @@ use burn::tensor::{Device, Distribution, Int, Tensor};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use engram_attention::{
     AttentionMask, AttentionOptions, CausalSelfAttention, CausalSelfAttentionConfig, FeedForward,
-    FeedForwardConfig, KvCache, MhaInput, MultiHeadAttentionConfig, attention, decode_linear,
+    FeedForwardConfig, KvCache, MhaInput, MultiHeadAttentionConfig, attention, linear,
 };
 
 use crate::time_synced;
@@ -206,7 +206,7 @@ impl Gpt {
             grown.push(encoded.state);
         }
         let last = x.narrow(1, t - 1, 1).reshape([batch, DEC_D]);
-        let logits = decode_linear(&self.head, self.norm.forward(last));
+        let logits = linear(&self.head, self.norm.forward(last));
         (logits.argmax(1), grown)
     }
 

@@ -14,9 +14,10 @@
 //!   (per-sequence positions), ALiBi ([`alibi_slopes`], [`alibi_bias`]).
 //! - [`MultiHeadAttention`]: grouped-query heads, one fused QKV projection (self- and
 //!   cross-attention), rotary positions, dropout; [`MhaInput`] → [`MhaOutput`].
-//! - [`decode_linear`]: burn-nn's `Linear::forward` with a host kernel on flex for inputs of a
-//!   few rows (a decoding step), where flex's gemm streams the weight poorly; the projections
-//!   of [`MultiHeadAttention`] and [`FeedForward`] use it.
+//! - [`linear`]: burn-nn's `Linear::forward` through engram's kernels on flex: a host kernel
+//!   for the few rows of a decoding step, where flex's gemm streams the weight poorly, gemm on
+//!   the tensors' memory otherwise, and one autodiff node with its own backward in training;
+//!   the projections of [`MultiHeadAttention`] and [`FeedForward`] use it.
 //! - [`KvCache`] and [`CausalSelfAttention`] (optionally with ALiBi), which implements engram-tensor's
 //!   [`SequenceMemory`](engram_tensor::SequenceMemory) and
 //!   [`StreamingMemory`](engram_tensor::StreamingMemory) over padded batches.
@@ -66,7 +67,7 @@ mod transformer;
 
 pub use cache::{CausalSelfAttention, CausalSelfAttentionConfig, KvCache, KvSlots};
 pub use flash::{FlashBlocks, memory_efficient_attention, memory_efficient_supported};
-pub use linear::{DECODE_ROWS, decode_linear};
+pub use linear::{DECODE_ROWS, linear};
 pub use mha::{MhaInput, MhaOutput, MultiHeadAttention, MultiHeadAttentionConfig};
 pub use position::{
     LearnedPositionalEncoding, LearnedPositionalEncodingConfig, RotaryEncoding,

@@ -4,10 +4,9 @@
 use burn::config::Config;
 use burn::module::{Initializer, Module};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
-use burn::tensor::module::linear;
 use burn::tensor::{Bool, Device, Int, Tensor};
 
-use crate::linear::decode_linear;
+use crate::linear::linear;
 use crate::position::{RotaryEncoding, RotaryEncodingConfig};
 use crate::sdpa::{AttentionMask, AttentionOptions, attention};
 
@@ -244,7 +243,7 @@ impl MultiHeadAttention {
     pub(crate) fn project_self(&self, x: Tensor<3>) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
         let [batch, t, _] = x.dims();
         let (h, hkv, dh) = (self.n_heads, self.n_kv_heads, self.d_head);
-        let qkv = decode_linear(&self.qkv, x);
+        let qkv = linear(&self.qkv, x);
         let q = self.split_heads(qkv.clone().narrow(2, 0, h * dh), batch, t, h);
         let k = self.split_heads(qkv.clone().narrow(2, h * dh, hkv * dh), batch, t, hkv);
         let v = self.split_heads(qkv.narrow(2, (h + hkv) * dh, hkv * dh), batch, t, hkv);
@@ -262,7 +261,7 @@ impl MultiHeadAttention {
     /// `[batch, heads, t, d_head]` to `[batch, t, d_model]` through the output projection.
     pub(crate) fn merge_heads(&self, x: Tensor<4>, batch: usize, t: usize) -> Tensor<3> {
         let merged = x.swap_dims(1, 2).reshape([batch, t, self.n_heads * self.d_head]);
-        decode_linear(&self.output, merged)
+        linear(&self.output, merged)
     }
 
     fn project_cross(
@@ -279,7 +278,7 @@ impl MultiHeadAttention {
     pub(crate) fn project_query(&self, query: Tensor<3>) -> Tensor<4> {
         let [batch, tq, _] = query.dims();
         let (wq, bq) = self.columns(0, self.n_heads * self.d_head);
-        self.split_heads(linear(query, wq, bq), batch, tq, self.n_heads)
+        self.split_heads(burn::tensor::module::linear(query, wq, bq), batch, tq, self.n_heads)
     }
 
     /// Keys and values of cross-attention, `[batch, n_kv_heads, tk, d_head]`: the remaining
@@ -288,7 +287,7 @@ impl MultiHeadAttention {
         let [batch, tk, _] = context.dims();
         let (h, hkv, dh) = (self.n_heads, self.n_kv_heads, self.d_head);
         let (wkv, bkv) = self.columns(h * dh, 2 * hkv * dh);
-        let kv = linear(context, wkv, bkv);
+        let kv = burn::tensor::module::linear(context, wkv, bkv);
         let k = self.split_heads(kv.clone().narrow(2, 0, hkv * dh), batch, tk, hkv);
         let v = self.split_heads(kv.narrow(2, hkv * dh, hkv * dh), batch, tk, hkv);
         (k, v)

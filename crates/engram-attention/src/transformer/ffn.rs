@@ -6,7 +6,7 @@ use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor, activation};
 
-use crate::linear::decode_linear;
+use crate::linear::linear;
 
 /// The nonlinearity of a [`FeedForward`].
 #[derive(Config, Debug, Copy, PartialEq, Eq)]
@@ -78,20 +78,18 @@ impl FeedForward {
             "FeedForward: input width {} is not d_model {d_model}",
             x.dims()[2]
         );
-        // `decode_linear` is `Linear::forward` with a faster kernel for the few rows of a
+        // `linear` is `Linear::forward` with a faster kernel for the few rows of a
         // decoding step.
         let hidden = match &self.gate {
             // GELU and dropout in one pass on flex.
-            None => {
-                engram_tensor::gelu_dropout(decode_linear(&self.linear_inner, x), &self.dropout)
-            }
+            None => engram_tensor::gelu_dropout(linear(&self.linear_inner, x), &self.dropout),
             Some(gate) => {
-                let hidden = activation::silu(decode_linear(gate, x.clone()))
-                    * decode_linear(&self.linear_inner, x);
+                let hidden =
+                    activation::silu(linear(gate, x.clone())) * linear(&self.linear_inner, x);
                 engram_tensor::dropout(&self.dropout, hidden)
             }
         };
-        decode_linear(&self.linear_outer, hidden)
+        linear(&self.linear_outer, hidden)
     }
 }
 
