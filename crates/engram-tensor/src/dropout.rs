@@ -110,7 +110,8 @@ impl DropMask {
         for (pair, two) in values.chunks_mut(2).enumerate() {
             let bits = splitmix64(self.seed, first_pair + pair as u64);
             for (value, draw) in two.iter_mut().zip([bits as u32, (bits >> 32) as u32]) {
-                *value = if draw < self.threshold { *value * self.scale } else { 0.0 };
+                // A product rather than a branch, which mispredicts on every dropped element.
+                *value *= (draw < self.threshold) as u32 as f32 * self.scale;
             }
         }
     }
