@@ -12,7 +12,8 @@
 //! - On an autodiff device the layer is one graph node whose backward is two gemm calls (input
 //!   and weight gradients, each only when needed) and a parallel column sum for the bias.
 //!
-//! Other backends, dtypes, and weights laid out in ways gemm cannot stride take burn's `linear`.
+//! Other backends and dtypes take burn's `linear`; operands with negative strides are copied
+//! before gemm reads them.
 
 #[cfg(any(feature = "flex", test))]
 mod kernel;
@@ -233,15 +234,11 @@ mod flex {
         {
             return tensor(kernel::linear_rows(xs, ws, bias, [m, k, n], true), [m, n]);
         }
-        let mut y = Vec::with_capacity(m * n);
-        match bias {
-            Some(bias) => {
-                y.resize(m * n, 0.0);
-                if n > 0 {
-                    y.par_chunks_mut(n).for_each(|row| row.copy_from_slice(bias));
-                }
-            }
-            None => y.resize(m * n, 0.0),
+        let mut y = vec![0.0f32; m * n];
+        if let Some(bias) = bias
+            && n > 0
+        {
+            y.par_chunks_mut(n).for_each(|row| row.copy_from_slice(bias));
         }
         gemm_into(&mut y, n, Operand::of(&x), Operand::of(&weight), bias.is_some());
         tensor(y, [m, n])
