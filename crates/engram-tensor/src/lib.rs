@@ -9,7 +9,7 @@
 //!   [`CrossEntropy`] with padding and label smoothing, [`kl_divergence`], [`perplexity`].
 //! - [`dropout`] and [`dropout_with`], with a mask drawn in parallel on the CPU backends (burn's
 //!   draws one element at a time from a ChaCha generator); [`gelu_dropout`], GELU and dropout in
-//!   one parallel pass each way on flex.
+//!   one parallel pass each way on flex; [`layer_norm`], the same for layer normalisation.
 //! - Masks ([`padding_mask`], [`causal_mask`]), seeding ([`seed_everything`]) and initialisers
 //!   burn lacks ([`orthogonal_blocks`], [`recurrent_uniform`], [`scaled_residual_normal`]).
 //! - The memory contract ([`SequenceMemory`], [`StreamingMemory`], [`check_streaming`]), see
@@ -41,6 +41,7 @@ mod dropout;
 mod error;
 mod gelu;
 mod init;
+mod layer_norm;
 mod loss;
 mod mask;
 mod memory;
@@ -54,6 +55,7 @@ pub use dropout::{dropout, dropout_with};
 pub use error::Error;
 pub use gelu::gelu_dropout;
 pub use init::{orthogonal_blocks, recurrent_uniform, scaled_residual_normal, seed_everything};
+pub use layer_norm::layer_norm;
 pub use loss::{CrossEntropy, entropy, kl_divergence, perplexity};
 pub use mask::{causal_mask, lengths_from_mask, padding_mask};
 pub use memory::{

@@ -9,6 +9,7 @@ use engram_tensor::{Encoded, MemoryState, SequenceMemory, StreamingMemory};
 
 use super::encoder::TransformerEncoderConfig;
 use super::ffn::FeedForward;
+use super::normalize;
 use crate::cache::{CausalSelfAttention, KvCache};
 use crate::mha::MultiHeadAttention;
 use crate::sdpa::{AttentionMask, attention};
@@ -43,6 +44,8 @@ pub struct TransformerDecoderLayer {
     pub dropout: Dropout,
     /// Pre-norm (`true`) or post-norm.
     pub norm_first: bool,
+    /// Epsilon of the three norms (the configuration's `layer_norm_eps`).
+    pub norm_eps: f64,
 }
 
 /// A stack of [`TransformerDecoderLayer`]s ("Attention Is All You Need", Vaswani et al., 2017).
@@ -58,6 +61,8 @@ pub struct TransformerDecoder {
     pub norm_final: Option<LayerNorm>,
     /// Width of the output.
     pub d_model: usize,
+    /// Epsilon of the output norm.
+    pub norm_eps: f64,
 }
 
 /// The state of one decoder block.
@@ -115,11 +120,13 @@ impl TransformerDecoderConfig {
             norm_ffn: blocks.norm(device),
             dropout: DropoutConfig::new(blocks.dropout).init(),
             norm_first: blocks.norm_first,
+            norm_eps: blocks.layer_norm_eps,
         };
         TransformerDecoder {
             layers: (0..blocks.n_layers).map(|_| layer()).collect(),
             norm_final: (blocks.norm_first && blocks.final_norm).then(|| blocks.norm(device)),
             d_model: blocks.d_model,
+            norm_eps: blocks.layer_norm_eps,
         }
     }
 }
@@ -156,16 +163,17 @@ impl TransformerDecoderLayer {
             engram_tensor::dropout(&self.dropout, mha.merge_heads(out.output, batch, s))
         };
         let feed = |x: Tensor<3>| engram_tensor::dropout(&self.dropout, self.ffn.forward(x));
+        let norm = |layer, x| normalize(layer, x, self.norm_eps);
         let (x, cache) = if self.norm_first {
-            let (h, cache) = self.attend_self(self.norm_self.forward(x.clone()), padding, cache);
+            let (h, cache) = self.attend_self(norm(&self.norm_self, x.clone()), padding, cache);
             let x = x + h;
-            let x = x.clone() + attend_memory(self.norm_cross.forward(x));
-            (x.clone() + feed(self.norm_ffn.forward(x)), cache)
+            let x = x.clone() + attend_memory(norm(&self.norm_cross, x));
+            (x.clone() + feed(norm(&self.norm_ffn, x)), cache)
         } else {
             let (h, cache) = self.attend_self(x.clone(), padding, cache);
-            let x = self.norm_self.forward(x + h);
-            let x = self.norm_cross.forward(x.clone() + attend_memory(x));
-            (self.norm_ffn.forward(x.clone() + feed(x)), cache)
+            let x = norm(&self.norm_self, x + h);
+            let x = norm(&self.norm_cross, x.clone() + attend_memory(x));
+            (norm(&self.norm_ffn, x.clone() + feed(x)), cache)
         };
         (x, DecoderLayerState { cache, memory_keys, memory_values })
     }
@@ -248,7 +256,7 @@ impl TransformerDecoder {
             states.push(s);
         }
         if let Some(norm) = &self.norm_final {
-            x = norm.forward(x);
+            x = normalize(norm, x, self.norm_eps);
         }
         let output = match padding {
             Some(padding) => x.mask_fill(padding.unsqueeze_dim::<3>(2).expand(dims), 0.0),

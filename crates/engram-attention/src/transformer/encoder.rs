@@ -7,6 +7,7 @@ use burn::tensor::{Bool, Device, Tensor};
 use engram_tensor::{Encoded, MemoryState, SequenceMemory};
 
 use super::ffn::{FeedForward, FeedForwardConfig, FfnActivation};
+use super::normalize;
 use crate::mha::{MhaInput, MultiHeadAttention, MultiHeadAttentionConfig};
 
 /// Configuration of a [`TransformerEncoder`] (and of each of its blocks).
@@ -60,6 +61,8 @@ pub struct TransformerEncoderLayer {
     pub dropout: Dropout,
     /// Pre-norm (`true`) or post-norm.
     pub norm_first: bool,
+    /// Epsilon of both norms (the configuration's `layer_norm_eps`).
+    pub norm_eps: f64,
 }
 
 /// A stack of [`TransformerEncoderLayer`]s ("Attention Is All You Need", Vaswani et al., 2017).
@@ -75,6 +78,8 @@ pub struct TransformerEncoder {
     pub norm_final: Option<LayerNorm>,
     /// Width of the output.
     pub d_model: usize,
+    /// Epsilon of the output norm.
+    pub norm_eps: f64,
 }
 
 /// What a [`TransformerEncoder`] keeps: its output and padding, the memory a decoder attends to.
@@ -125,6 +130,7 @@ impl TransformerEncoderConfig {
             norm_ffn: self.norm(device),
             dropout: DropoutConfig::new(self.dropout).init(),
             norm_first: self.norm_first,
+            norm_eps: self.layer_norm_eps,
         }
     }
 
@@ -138,6 +144,7 @@ impl TransformerEncoderConfig {
             layers: (0..self.n_layers).map(|_| self.init_layer(device)).collect(),
             norm_final: (self.norm_first && self.final_norm).then(|| self.norm(device)),
             d_model: self.d_model,
+            norm_eps: self.layer_norm_eps,
         }
     }
 }
@@ -157,12 +164,13 @@ impl TransformerEncoderLayer {
             engram_tensor::dropout(&self.dropout, self.attention.forward(input).output)
         };
         let feed = |x: Tensor<3>| engram_tensor::dropout(&self.dropout, self.ffn.forward(x));
+        let norm = |layer, x| normalize(layer, x, self.norm_eps);
         if self.norm_first {
-            let x = x.clone() + attend(self.norm_attention.forward(x));
-            x.clone() + feed(self.norm_ffn.forward(x))
+            let x = x.clone() + attend(norm(&self.norm_attention, x));
+            x.clone() + feed(norm(&self.norm_ffn, x))
         } else {
-            let x = self.norm_attention.forward(x.clone() + attend(x));
-            self.norm_ffn.forward(x.clone() + feed(x))
+            let x = norm(&self.norm_attention, x.clone() + attend(x));
+            norm(&self.norm_ffn, x.clone() + feed(x))
         }
     }
 }
@@ -192,7 +200,7 @@ impl TransformerEncoder {
             x = layer.forward(x, padding.clone());
         }
         if let Some(norm) = &self.norm_final {
-            x = norm.forward(x);
+            x = normalize(norm, x, self.norm_eps);
         }
         match padding {
             Some(padding) => x.mask_fill(padding.unsqueeze_dim::<3>(2).expand(dims), 0.0),
