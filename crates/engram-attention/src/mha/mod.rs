@@ -243,11 +243,11 @@ impl MultiHeadAttention {
     pub(crate) fn project_self(&self, x: Tensor<3>) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
         let [batch, t, _] = x.dims();
         let (h, hkv, dh) = (self.n_heads, self.n_kv_heads, self.d_head);
-        let qkv = linear(&self.qkv, x);
-        let q = self.split_heads(qkv.clone().narrow(2, 0, h * dh), batch, t, h);
-        let k = self.split_heads(qkv.clone().narrow(2, h * dh, hkv * dh), batch, t, hkv);
-        let v = self.split_heads(qkv.narrow(2, (h + hkv) * dh, hkv * dh), batch, t, hkv);
-        (q, k, v)
+        // Heads first, then the three slices: every result is a view of the projection that
+        // the attention kernels read in place (narrowing first made flex copy on reshape).
+        let qkv = linear(&self.qkv, x).reshape([batch, t, h + 2 * hkv, dh]);
+        let heads = |start, count| qkv.clone().narrow(2, start, count).swap_dims(1, 2);
+        (heads(0, h), heads(h, hkv), heads(h + hkv, hkv))
     }
 
     /// Rotary positions for queries or keys at per-sequence positions `[batch, t]`.
