@@ -11,6 +11,7 @@
 /// Sets glibc's malloc thresholds once per process, unless the user chose them through
 /// `MALLOC_MMAP_THRESHOLD_`, `MALLOC_TRIM_THRESHOLD_` or `GLIBC_TUNABLES`.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[cfg_attr(not(any(feature = "flex", feature = "ndarray")), allow(dead_code))]
 pub(crate) fn keep_freed_buffers() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
@@ -33,4 +34,5 @@ pub(crate) fn keep_freed_buffers() {
 
 /// Other allocators manage their own memory.
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+#[cfg_attr(not(any(feature = "flex", feature = "ndarray")), allow(dead_code))]
 pub(crate) fn keep_freed_buffers() {}

@@ -147,6 +147,20 @@ pub fn device(requested: Option<&str>) -> Result<Device, Error> {
     select_backend(requested)?.device()
 }
 
+/// A contiguous f32 flex tensor holding `values` (for the host kernels of engram-tensor's
+/// backend extensions).
+#[cfg(feature = "flex")]
+pub(crate) fn flex_f32<S: Into<burn::tensor::Shape>>(
+    values: Vec<f32>,
+    shape: S,
+) -> burn::backend::flex::FlexTensor {
+    burn::backend::flex::FlexTensor::new(
+        burn::tensor::Bytes::from_elems(values),
+        burn::backend::flex::Layout::contiguous(shape.into()),
+        burn::tensor::DType::F32,
+    )
+}
+
 /// The engram backend a device belongs to (autodiff devices answer for the device they wrap);
 /// `None` for devices of backends engram does not build.
 pub fn backend_of(device: &Device) -> Option<Backend> {

@@ -12,6 +12,10 @@
 //!
 //! [`dropout_with`]: crate::dropout_with
 
+// Without flex, the dispatch the extension macro generates has no backend to pass the
+// non-tensor arguments to.
+#![cfg_attr(not(feature = "flex"), allow(unused_variables))]
+
 use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -88,7 +92,7 @@ impl GeluBackend for burn::backend::Flex {
         let x = x.to_contiguous();
         let xs = x.as_slice::<f32>().expect("gelu_dropout: f32 input");
         let y = host::map(xs, None, spec.mask, host::forward);
-        flex_tensor(y, shape)
+        crate::backend::flex_f32(y, shape)
     }
 
     fn gelu_dropout_backward(
@@ -101,17 +105,8 @@ impl GeluBackend for burn::backend::Flex {
         let xs = x.as_slice::<f32>().expect("gelu_dropout: f32 input");
         let gs = grad.as_slice::<f32>().expect("gelu_dropout: f32 gradient");
         let dx = host::map(xs, Some(gs), spec.mask, host::backward);
-        flex_tensor(dx, shape)
+        crate::backend::flex_f32(dx, shape)
     }
-}
-
-#[cfg(feature = "flex")]
-fn flex_tensor(values: Vec<f32>, shape: burn::tensor::Shape) -> burn::backend::flex::FlexTensor {
-    burn::backend::flex::FlexTensor::new(
-        burn::tensor::Bytes::from_elems(values),
-        burn::backend::flex::Layout::contiguous(shape),
-        DType::F32,
-    )
 }
 
 /// The backward step; its state is the input and the settings (the mask is regenerated).
@@ -156,17 +151,22 @@ impl<B: GeluBackend, C: CheckpointStrategy> GeluBackend for Autodiff<B, C> {
 }
 
 /// The element-wise kernels on host slices.
+#[cfg(any(feature = "flex", test))]
 mod host {
+    #[cfg(feature = "flex")]
     use std::mem::MaybeUninit;
 
+    #[cfg(feature = "flex")]
     use rayon::prelude::*;
 
+    #[cfg(feature = "flex")]
     use crate::dropout::{CHUNK, DropMask};
 
     const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
     /// 1 / √(2π).
     const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
 
+    #[cfg(feature = "flex")]
     /// `f(x[i], grad[i])` times the mask at `i` (1 without a mask), in parallel chunks of
     /// [`CHUNK`] elements.
     pub(super) fn map(
@@ -195,6 +195,7 @@ mod host {
         out
     }
 
+    #[cfg(feature = "flex")]
     /// `out[i] = f(x[i], g[i])`, in 8-wide AVX2 vectors where the CPU has them.
     fn apply(out: &mut [MaybeUninit<f32>], x: &[f32], g: &[f32], f: impl Fn(f32, f32) -> f32) {
         #[cfg(target_arch = "x86_64")]
@@ -205,6 +206,7 @@ mod host {
         apply_any(out, x, g, f);
     }
 
+    #[cfg(feature = "flex")]
     /// [`apply_any`] compiled for AVX2 (the build's baseline is SSE2, four lanes).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
@@ -217,6 +219,7 @@ mod host {
         apply_any(out, x, g, f);
     }
 
+    #[cfg(feature = "flex")]
     /// One loop over zipped slices, generic in `f` so that `f` is inlined and the loop
     /// vectorises.
     #[inline(always)]
