@@ -2,8 +2,8 @@
 //!
 //! burn's autodiff composes layer norm from about ten tensor ops (mean, subtraction, square,
 //! mean, square root, division, scale, shift), each a pass over memory that flex runs on one
-//! thread, with as many backward steps; in `tasks/classifier_step` (five norms of `[4096, 256]`
-//! per step) they were about 4 % of the CPU samples, twice that in wall time. Here rows are
+//! thread, with as many backward steps (`tasks/classifier_step` has five norms of
+//! `[4096, 256]` per step). Here rows are
 //! shared among threads: the forward normalises each row in cache, the backward recomputes the
 //! row's mean and deviation from the input and folds the scale and shift gradients per thread.
 //! Forward and backward of `[32, 128, 256]` with a weighted sum and its backward around them
