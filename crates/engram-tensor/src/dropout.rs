@@ -13,7 +13,7 @@
 //! (wgpu) keep burn's own mask, drawn on the device.
 
 use burn::nn::Dropout;
-use burn::tensor::{Distribution, Int, Tensor, TensorData};
+use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use rayon::prelude::*;
 
 use crate::backend::{Backend, backend_of};
@@ -55,65 +55,109 @@ pub fn dropout_with<const D: usize>(input: Tensor<D>, prob: f64) -> Tensor<D> {
     if prob == 0.0 {
         return input;
     }
-    let keep = 1.0 - prob;
     let device = input.device();
     if !matches!(backend_of(&device), Some(Backend::Flex | Backend::NdArray)) {
+        let keep = 1.0 - prob;
         let mask = input.random_like(Distribution::Bernoulli(keep));
         return (input * mask).div_scalar(keep);
     }
-    let seed = draw_seed(&device);
     let shape = input.shape();
-    let mask = bernoulli_mask(seed, shape.num_elements(), keep);
+    let mask = DropMask::draw(&device, prob).values(shape.num_elements());
     let mask = Tensor::<D>::from_data(TensorData::new(mask, shape), &device).cast(input.dtype());
     input * mask
 }
 
 /// A 64-bit seed from the device's generator: four 16-bit draws.
-pub(crate) fn draw_seed(device: &burn::tensor::Device) -> u64 {
+fn draw_seed(device: &Device) -> u64 {
     let draws = Tensor::<1, Int>::random([4], Distribution::Uniform(0.0, 65536.0), device);
     let draws = draws.into_data().convert::<i64>();
     let draws = draws.as_slice::<i64>().expect("dropout: the seed draws are i64 after convert");
     draws.iter().fold(0u64, |seed, &d| (seed << 16) | (d as u64 & 0xffff))
 }
 
-/// `n` values, each `1 / keep` with probability `keep` and `0` otherwise; element `i` depends
-/// only on `seed` and `i`, not on how the work is split among threads.
-pub(crate) fn bernoulli_mask(seed: u64, n: usize, keep: f64) -> Vec<f32> {
-    let mask = DropMask::new(seed, keep);
-    let mut values = vec![1.0f32; n];
-    values.par_chunks_mut(CHUNK).enumerate().for_each(|(chunk, values)| {
-        mask.apply(chunk * CHUNK, values);
-    });
-    values
-}
-
-/// A dropout mask as a function of the element index: element `i` is kept when its 32-bit
-/// draw (half of the SplitMix64 hash of `i / 2`) is below `keep · 2³²`, and then scaled by
-/// `1 / keep`.
+/// A dropout mask as a function of the element index, the one [`dropout_with`] draws: element
+/// `i` is kept when its 32-bit draw (half of the SplitMix64 hash of `i / 2` under the mask's
+/// seed) is below `(1 - prob) · 2³²`, and then scaled by `1 / (1 - prob)`.
+///
+/// Because an element's value depends only on the seed and its index, a kernel can regenerate
+/// any part of the mask where it needs it (fused GELU and dropout, attention dropout inside
+/// memory-efficient attention) instead of storing it for the backward pass, and the result is
+/// the mask [`dropout_with`] would have applied to the whole tensor with the same seed.
+///
+/// # Example
+/// ```
+/// use engram_tensor::DropMask;
+///
+/// let mask = DropMask::new(7, 0.25);
+/// let all = mask.values(10);
+/// // Any stretch of the mask, from any index, is the same stretch of the whole.
+/// let mut part = vec![1.0f32; 4];
+/// mask.apply(3, &mut part);
+/// assert_eq!(part, all[3..7]);
+/// assert!(all.iter().all(|&v| v == 0.0 || v == 1.0 / 0.75));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) struct DropMask {
+pub struct DropMask {
     seed: u64,
     threshold: u32,
     scale: f32,
 }
 
 impl DropMask {
-    pub(crate) fn new(seed: u64, keep: f64) -> Self {
+    /// The mask of dropout probability `prob` under `seed`.
+    ///
+    /// # Panics
+    /// If `prob` is not in `[0, 1)`.
+    pub fn new(seed: u64, prob: f64) -> Self {
+        assert!((0.0..1.0).contains(&prob), "DropMask: probability {prob} is outside [0, 1)");
+        let keep = 1.0 - prob;
         let threshold = (keep * 4_294_967_296.0).round().min(4_294_967_295.0) as u32;
         Self { seed, threshold, scale: (1.0 / keep) as f32 }
     }
 
-    /// Multiplies `values`, the elements from index `start` (even) on, by the mask.
-    pub(crate) fn apply(&self, start: usize, values: &mut [f32]) {
-        debug_assert!(start.is_multiple_of(2), "DropMask::apply: odd start {start}");
-        let first_pair = (start / 2) as u64;
+    /// A mask whose seed is drawn from `device`'s generator, so that
+    /// [`Device::seed`](burn::tensor::Device) makes it reproducible.
+    ///
+    /// # Panics
+    /// If `prob` is not in `[0, 1)`.
+    pub fn draw(device: &Device, prob: f64) -> Self {
+        Self::new(draw_seed(device), prob)
+    }
+
+    /// Multiplies `values`, the elements from index `start` on, by the mask.
+    pub fn apply(&self, start: usize, values: &mut [f32]) {
+        // An odd start takes the second half of its pair's hash.
+        let values = match values.split_first_mut() {
+            Some((first, rest)) if start % 2 == 1 => {
+                let bits = splitmix64(self.seed, (start / 2) as u64);
+                *first *= self.factor((bits >> 32) as u32);
+                rest
+            }
+            _ => values,
+        };
+        let first_pair = start.div_ceil(2) as u64;
         for (pair, two) in values.chunks_mut(2).enumerate() {
             let bits = splitmix64(self.seed, first_pair + pair as u64);
             for (value, draw) in two.iter_mut().zip([bits as u32, (bits >> 32) as u32]) {
-                // A product rather than a branch, which mispredicts on every dropped element.
-                *value *= (draw < self.threshold) as u32 as f32 * self.scale;
+                *value *= self.factor(draw);
             }
         }
+    }
+
+    /// The first `n` elements of the mask, each `0` or `1 / (1 - prob)`, computed in parallel.
+    pub fn values(&self, n: usize) -> Vec<f32> {
+        let mut values = vec![1.0f32; n];
+        values.par_chunks_mut(CHUNK).enumerate().for_each(|(chunk, values)| {
+            self.apply(chunk * CHUNK, values);
+        });
+        values
+    }
+
+    /// `1 / keep` for a kept draw, `0` otherwise: a product rather than a branch, which
+    /// mispredicts on every dropped element.
+    #[inline(always)]
+    fn factor(&self, draw: u32) -> f32 {
+        (draw < self.threshold) as u32 as f32 * self.scale
     }
 }
 
@@ -136,7 +180,7 @@ mod tests {
     fn masks_keep_the_asked_share_and_scale_it() {
         for keep in [0.9, 0.5, 0.1] {
             let n = 1 << 18;
-            let mask = bernoulli_mask(42, n, keep);
+            let mask = DropMask::new(42, 1.0 - keep).values(n);
             let kept = mask.iter().filter(|&&v| v != 0.0).count() as f64 / n as f64;
             // Four standard deviations of a binomial share at this size.
             let tolerance = 4.0 * (keep * (1.0 - keep) / n as f64).sqrt();
@@ -148,7 +192,7 @@ mod tests {
     #[test]
     fn masks_depend_on_index_not_chunking() {
         let n = 3 * CHUNK + 5;
-        let mask = bernoulli_mask(7, n, 0.5);
+        let mask = DropMask::new(7, 0.5).values(n);
         // An element's value is fixed by (seed, index): recompute a few outside any chunk logic.
         for i in [0, 1, CHUNK - 1, CHUNK, 2 * CHUNK + 3, n - 1] {
             let bits = splitmix64(7, (i / 2) as u64);
@@ -159,6 +203,23 @@ mod tests {
         let agree = mask.windows(2).filter(|w| (w[0] == 0.0) == (w[1] == 0.0)).count();
         let share = agree as f64 / (n - 1) as f64;
         assert!((share - 0.5).abs() < 0.01, "adjacent agreement {share}");
+    }
+
+    #[test]
+    fn any_stretch_of_the_mask_is_that_stretch_of_the_whole() {
+        let mask = DropMask::new(5, 0.5);
+        let whole = mask.values(40);
+        for (start, len) in [(0, 40), (1, 1), (3, 8), (6, 7), (39, 1), (11, 0)] {
+            let mut part = vec![1.0f32; len];
+            mask.apply(start, &mut part);
+            assert_eq!(part, whole[start..start + len], "start {start}, len {len}");
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "DropMask: probability 1 is outside [0, 1)")]
+    fn masks_refuse_a_probability_of_one() {
+        DropMask::new(0, 1.0);
     }
 
     #[test]

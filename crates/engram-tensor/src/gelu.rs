@@ -28,7 +28,7 @@ use burn::tensor::activation;
 use burn::tensor::{DType, Tensor};
 
 use crate::backend::{Backend, backend_of};
-use crate::dropout::{DropMask, draw_seed};
+use crate::dropout::DropMask;
 
 /// What the fused op applies after GELU: a dropout mask, or nothing.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -75,7 +75,7 @@ pub fn gelu_dropout<const D: usize>(x: Tensor<D>, layer: &Dropout) -> Tensor<D> 
         let y = activation::gelu(x);
         return if dropping { crate::dropout_with(y, layer.prob) } else { y };
     }
-    let mask = dropping.then(|| DropMask::new(draw_seed(&device), 1.0 - layer.prob));
+    let mask = dropping.then(|| DropMask::draw(&device, layer.prob));
     fused(x, mask)
 }
 
@@ -366,8 +366,8 @@ mod tests {
         let x = Tensor::<2>::random(dims, Distribution::Normal(0.0, 2.0), &device);
         let (a, b) = (x.clone().require_grad(), x.require_grad());
         // An explicit seed: `Device::seed` is shared with tests running in parallel.
-        let fused = fused(a.clone(), Some(DropMask::new(11, 0.7)));
-        let mask = crate::dropout::bernoulli_mask(11, n, 0.7);
+        let fused = fused(a.clone(), Some(DropMask::new(11, 0.3)));
+        let mask = DropMask::new(11, 0.3).values(n);
         let mask = Tensor::<2>::from_data(burn::tensor::TensorData::new(mask, dims), &device);
         let separate = activation::gelu(b.clone()) * mask;
         assert_close(fused.clone(), &to_f64(separate.clone()), Tolerance::F32);

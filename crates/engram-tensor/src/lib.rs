@@ -51,7 +51,7 @@ pub mod testing;
 pub use backend::{
     BACKEND_ENV, Backend, backend_of, cpu_threads, device, select_backend, supports_f64,
 };
-pub use dropout::{dropout, dropout_with};
+pub use dropout::{DropMask, dropout, dropout_with};
 pub use error::Error;
 pub use gelu::gelu_dropout;
 pub use init::{orthogonal_blocks, recurrent_uniform, scaled_residual_normal, seed_everything};

@@ -226,6 +226,12 @@ fn mask_row(
     true
 }
 
+/// The index of weight `(i, j)` of head `bh` in the `[b, h, tq, tk]` weights: where the
+/// dropout mask's values for a row of a tile start.
+fn drop_index(dims: &Dims, bh: usize, i: usize, j: usize) -> usize {
+    (bh * dims.tq + i) * dims.tk + j
+}
+
 /// `[lo, hi)` of `t` in tiles of `block` (the last one ragged).
 fn tiles(lo: usize, hi: usize, block: usize) -> impl Iterator<Item = (usize, usize)> {
     (lo..hi).step_by(block).map(move |start| (start, (start + block).min(hi)))
@@ -266,6 +272,7 @@ pub(crate) fn forward(
     let scatter = Scatter::new(&mut out, [heads, tq, dv], token_major);
     lse.par_chunks_mut(tq).enumerate().for_each(|(bh, lse)| {
         let head = Head {
+            index: bh,
             q: q.head(bh, heads),
             k: k.head(bh, heads),
             v: v.head(bh, heads),
@@ -284,6 +291,8 @@ pub(crate) fn forward(
 
 /// One head's inputs.
 struct Head<'a> {
+    /// `b · heads + h`: where the head's weights start in the dropout mask.
+    index: usize,
     q: Rows<'a>,
     k: Rows<'a>,
     v: Rows<'a>,
@@ -348,6 +357,10 @@ fn forward_block(
             let m_new = m[r].max(tile_max);
             let alpha = (m[r] - m_new).exp();
             let sum = exp_shifted(isa, row, m_new);
+            // The row sum takes the undropped weights: dropout applies after the softmax.
+            if let Some(mask) = &spec.dropout {
+                mask.apply(drop_index(dims, head.index, i0 + r, k0), row);
+            }
             l[r] = l[r] * alpha + sum;
             if alpha != 1.0 {
                 out[r * dv..(r + 1) * dv].iter_mut().for_each(|x| *x *= alpha);
@@ -414,6 +427,7 @@ pub(crate) fn backward(
     ];
     (0..batch * heads).into_par_iter().for_each(|bh| {
         let head = Head {
+            index: bh,
             q: q.head(bh, heads),
             k: k.head(bh, heads),
             v: v.head(bh, heads),
@@ -492,8 +506,18 @@ fn backward_head(
                     continue;
                 }
                 exp_shifted(isa, row, grads.lse[i]);
+                // With dropout the output is (P ⊙ M) V: `ds` holds dZ = dO Vᵀ, the weights'
+                // gradient is dZ ⊙ M, and dV takes P ⊙ M. D stays rowsum(dO ⊙ O), since
+                // Σ_j P_ij M_ij dZ_ij = dO_i · O_i.
+                let mask = spec.dropout.map(|mask| (mask, drop_index(dims, head.index, i, k0)));
+                if let Some((mask, start)) = &mask {
+                    mask.apply(*start, ds);
+                }
                 for (ds, &p) in ds.iter_mut().zip(row.iter()) {
                     *ds = p * (*ds - delta[i]) * scale;
+                }
+                if let Some((mask, start)) = &mask {
+                    mask.apply(*start, row);
                 }
             }
             let dv_rows = &mut dv_out[k0 * dv..];

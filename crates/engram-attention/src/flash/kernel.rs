@@ -10,6 +10,7 @@ use burn::backend::Backend;
 use burn::backend::TensorMetadata;
 use burn::backend::tensor::{BoolTensor, FloatTensor};
 use burn::tensor::{BoolDType, Shape, Slice, TensorData};
+use engram_tensor::DropMask;
 
 /// Score given to masked keys: finite, so that a row whose keys are all masked so far keeps a
 /// finite running maximum, and so small that `exp(NEG - m) = 0` for any real score `m`.
@@ -30,6 +31,10 @@ pub struct FlashSpec {
     pub block_q: usize,
     /// Keys per block.
     pub block_k: usize,
+    /// Dropout on the weights: element `(b, h, i, j)` of the `[b, h, tq, tk]` weights is
+    /// multiplied by the mask's element at that flat index, as [`engram_tensor::dropout_with`]
+    /// would on the whole weights tensor; the mask is regenerated in the backward pass.
+    pub dropout: Option<DropMask>,
 }
 
 /// How a tile of queries × keys relates to the causal and window masks.
@@ -90,6 +95,36 @@ impl FlashSpec {
     }
 }
 
+/// The dropout mask's values for the tile of queries `q` × keys `k`, `[b, h, bq, bk]` in
+/// `like`'s dtype, or `None` without dropout.
+fn drop_tile<B: Backend>(
+    spec: &FlashSpec,
+    like: &FloatTensor<B>,
+    tq: usize,
+    tk: usize,
+    q: (usize, usize),
+    k: (usize, usize),
+) -> Option<FloatTensor<B>> {
+    let mask = spec.dropout?;
+    let [b, h, _, _] = like.shape().dims();
+    let (bq, bk) = (q.1 - q.0, k.1 - k.0);
+    let mut values = vec![1.0f32; b * h * bq * bk];
+    for (r, row) in values.chunks_exact_mut(bk).enumerate() {
+        let (bh, i) = (r / bq, q.0 + r % bq);
+        mask.apply((bh * tq + i) * tk + k.0, row);
+    }
+    let tile = B::float_from_data(TensorData::new(values, [b, h, bq, bk]), &like.device());
+    Some(B::float_cast(tile, like.dtype().into()))
+}
+
+/// `p ⊙ mask` where there is a mask.
+fn dropped<B: Backend>(p: FloatTensor<B>, mask: &Option<FloatTensor<B>>) -> FloatTensor<B> {
+    match mask {
+        Some(mask) => B::float_mul(p, mask.clone()),
+        None => p,
+    }
+}
+
 /// Block boundaries `(start, end)` covering `0..n`.
 fn blocks(n: usize, block: usize) -> Vec<(usize, usize)> {
     (0..n.div_ceil(block)).map(|i| (i * block, ((i + 1) * block).min(n))).collect()
@@ -141,6 +176,7 @@ pub(crate) fn forward<B: Backend>(
 ) -> (FloatTensor<B>, FloatTensor<B>) {
     let [b, h, tq, _] = q.shape().dims();
     let [_, _, tk, dv] = v.shape().dims();
+    // The running sums take the undropped weights: dropout applies after the softmax.
     let (device, dtype) = (q.device(), q.dtype().into());
     let bool_dtype = BoolDType::from(padding.dtype());
     let key_blocks = blocks(tk, spec.block_k);
@@ -164,6 +200,7 @@ pub(crate) fn forward<B: Backend>(
             let p = B::float_exp(B::float_sub(s, m_new.clone()));
             let alpha = B::float_exp(B::float_sub(m, m_new.clone()));
             l = B::float_add(B::float_mul(l, alpha.clone()), B::float_sum_dim(p.clone(), 3));
+            let p = dropped::<B>(p, &drop_tile::<B>(spec, &qi, tq, tk, qb, kb));
             acc = B::float_add(B::float_mul(acc, alpha), B::float_matmul(p, rows::<B>(&v, kb)));
             m = m_new;
         }
@@ -222,9 +259,14 @@ pub(crate) fn backward<B: Backend>(
             let doi = rows::<B>(&grad, qb);
             let s = scores::<B>(&qi, &kj, &padding, spec, tile, qb, kb);
             let p = B::float_exp(B::float_sub(s, rows::<B>(&lse, qb)));
-            let pt = B::float_swap_dims(p.clone(), 2, 3);
+            // With dropout the output is (P ⊙ M) V: dV takes the dropped weights, and the
+            // weights' gradient is the mask times that of the dropped ones. D stays rowsum(dO ⊙
+            // O), since Σ_j P_ij M_ij dZ_ij = dO_i · O_i.
+            let mask = drop_tile::<B>(spec, &qi, tq, tk, qb, kb);
+            let pt = B::float_swap_dims(dropped::<B>(p.clone(), &mask), 2, 3);
             dv = Some(accumulate(dv, B::float_matmul(pt, doi.clone())));
             let dp = B::float_matmul(doi, B::float_swap_dims(vj.clone(), 2, 3));
+            let dp = dropped::<B>(dp, &mask);
             let ds = B::float_mul(p, B::float_sub(dp, rows::<B>(&delta, qb)));
             let ds = B::float_mul_scalar(ds, spec.scale.into());
             let dq = B::float_matmul(ds.clone(), kj.clone());

@@ -16,7 +16,7 @@ pub use kernel::FlashSpec;
 
 use burn::backend::{Dispatch, DispatchDevice};
 use burn::tensor::{Device, Tensor};
-use engram_tensor::padding_mask;
+use engram_tensor::{DropMask, padding_mask};
 
 use crate::sdpa::{AttentionMask, Positions};
 use backend::FlashBackend;
@@ -60,8 +60,9 @@ pub fn memory_efficient_supported(device: &Device) -> bool {
 /// Computes what [`attention`](crate::attention) computes for the masks it accepts (key padding,
 /// causal order and sliding windows with aligned positions), and zeros for queries that see no
 /// key; grouped key/value heads are expanded to the query heads (their gradients sum back).
-/// There is no additive bias, dropout or weights output: use [`attention`](crate::attention)
-/// for those.
+/// There is no additive bias or weights output: use [`attention`](crate::attention) for those
+/// (it also routes attention dropout here, regenerating the mask tile by tile in the backward
+/// pass instead of storing it).
 ///
 /// # Shapes
 /// - `query`: `[batch, n_heads, tq, d]`; `key`: `[batch, n_kv_heads, tk, d]`;
@@ -77,6 +78,21 @@ pub fn memory_efficient_attention(
     mask: &AttentionMask,
     scale: Option<f64>,
     blocks: FlashBlocks,
+) -> Tensor<4> {
+    blocked(query, key, value, mask, scale, blocks, None)
+}
+
+/// [`memory_efficient_attention`] with dropout on the weights: `dropout`'s element at the flat
+/// index of weight `(b, h, i, j)` in `[batch, n_heads, tq, tk]` multiplies it, the mask
+/// [`engram_tensor::dropout_with`] applies to the explicit path's weights with the same seed.
+pub(crate) fn blocked(
+    query: Tensor<4>,
+    key: Tensor<4>,
+    value: Tensor<4>,
+    mask: &AttentionMask,
+    scale: Option<f64>,
+    blocks: FlashBlocks,
+    dropout: Option<DropMask>,
 ) -> Tensor<4> {
     let [batch, n_heads, _, d] = query.dims();
     let [kb, n_kv_heads, tk, kd] = key.dims();
@@ -139,6 +155,7 @@ pub fn memory_efficient_attention(
         query_offset,
         block_q: blocks.queries,
         block_k: blocks.keys,
+        dropout,
     };
     let output = <Dispatch as FlashBackend>::flash_attention(
         query.into_dispatch(),

@@ -1,8 +1,8 @@
 //! Memory-efficient attention against the explicit path: values, gradients, masks, blocks.
 
 use burn::tensor::Tensor;
-use engram_tensor::padding_mask;
 use engram_tensor::testing::{Tolerance, assert_close, check_gradient, test_device, to_f64};
+use engram_tensor::{DropMask, padding_mask};
 
 use super::*;
 use crate::sdpa::{AttentionOptions, AttentionPath, attention};
@@ -135,6 +135,61 @@ fn matches_the_explicit_path_across_tiles() {
     }
 }
 
+/// Dropout inside the kernel is the explicit path's weights times the mask
+/// [`engram_tensor::dropout_with`] draws from the same seed: output and gradients.
+#[test]
+fn dropout_matches_the_explicit_weights_times_the_mask() {
+    let device = test_device().autodiff();
+    let (tq, tk) = (37, 45);
+    let to_ad = |x: Tensor<4>| Tensor::<4>::from_data(x.to_data(), &device).require_grad();
+    let (q, _) = tensor4(41, [2, 3, tq, 8]);
+    let (k, _) = tensor4(42, [2, 3, tk, 8]);
+    let (v, _) = tensor4(43, [2, 3, tk, 6]);
+    let (probe, _) = tensor4(44, [2, 3, tq, 6]);
+    let probe = Tensor::<4>::from_data(probe.to_data(), &device);
+    let drop = DropMask::new(17, 0.3);
+    let weights_mask = Tensor::<4>::from_data(
+        burn::tensor::TensorData::new(drop.values(2 * 3 * tq * tk), [2, 3, tq, tk]),
+        &device,
+    );
+    for (name, mask) in masks(tk) {
+        let run = |flash: bool| {
+            let (q, k, v) = (to_ad(q.clone()), to_ad(k.clone()), to_ad(v.clone()));
+            let out = if flash {
+                blocked(q.clone(), k.clone(), v.clone(), &mask, None, BLOCKS, Some(drop))
+            } else {
+                let options = AttentionOptions {
+                    path: AttentionPath::Explicit,
+                    need_weights: true,
+                    ..Default::default()
+                };
+                let weights = attention(q.clone(), k.clone(), v.clone(), &mask, None, options);
+                (weights.weights.expect("weights") * weights_mask.clone()).matmul(v.clone())
+            };
+            let values = to_f64(out.clone());
+            let g = (out * probe.clone()).sum().backward();
+            let [dq, dk, dv] = [q, k, v].map(|x| to_f64(x.grad(&g).expect("a gradient")));
+            [values, dq, dk, dv]
+        };
+        let (got, expected) = (run(true), run(false));
+        for ((got, expected), what) in got.iter().zip(&expected).zip(["output", "dq", "dk", "dv"]) {
+            let worst = got.iter().zip(expected).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+            assert!(worst < 1e-4, "{name}: {what} differs by {worst}");
+        }
+        // Some weights were dropped: the result differs from attention without dropout.
+        let plain = to_f64(memory_efficient_attention(
+            q.clone(),
+            k.clone(),
+            v.clone(),
+            &mask,
+            None,
+            BLOCKS,
+        ));
+        let moved = got[0].iter().zip(&plain).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        assert!(moved > 1e-2, "{name}: dropout changed the output by only {moved}");
+    }
+}
+
 #[test]
 fn gradients_match_finite_differences() {
     let (q, _) = tensor4(11, [1, 2, 5, 3]);
@@ -258,7 +313,12 @@ mod host_kernel {
 
     fn spec(causal: bool, window: Option<usize>, query_offset: usize, d: usize) -> FlashSpec {
         let scale = 1.0 / (d as f64).sqrt();
-        FlashSpec { scale, causal, window, query_offset, block_q: 16, block_k: 24 }
+        FlashSpec { scale, causal, window, query_offset, block_q: 16, block_k: 24, dropout: None }
+    }
+
+    /// `spec` with dropout `prob` under `seed`.
+    fn dropping(spec: FlashSpec, seed: u64, prob: f64) -> FlashSpec {
+        FlashSpec { dropout: Some(engram_tensor::DropMask::new(seed, prob)), ..spec }
     }
 
     /// Full, causal, window, padding and rows that see no key, with head widths 32 and 64,
@@ -285,6 +345,25 @@ mod host_kernel {
                 case(dims(80, 80, 32, 32), &[50, 0], spec(true, Some(5), 0, 32), 21),
             ),
             ("narrow heads", case(dims(9, 11, 5, 3), &[11, 7], spec(true, None, 2, 5), 25)),
+            (
+                "causal, dropout",
+                case(
+                    dims(131, 131, 64, 64),
+                    &[131, 131],
+                    dropping(spec(true, None, 0, 64), 3, 0.3),
+                    29,
+                ),
+            ),
+            (
+                // An odd number of keys: rows of the mask start at odd indices.
+                "padding, dropout",
+                case(
+                    dims(65, 129, 64, 32),
+                    &[129, 3],
+                    dropping(spec(false, None, 0, 64), 4, 0.5),
+                    33,
+                ),
+            ),
         ]
     }
 

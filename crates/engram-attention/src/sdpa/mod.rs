@@ -8,17 +8,17 @@ pub use mask::{AttentionMask, Positions};
 use burn::tensor::module::attention as fused_attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Tensor, activation};
-use engram_tensor::masked_softmax;
+use engram_tensor::{DropMask, masked_softmax};
 
-use crate::flash::{FlashBlocks, memory_efficient_attention, memory_efficient_supported};
+use crate::flash::{FlashBlocks, blocked, memory_efficient_supported};
 
 /// Which implementation [`attention`] runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum AttentionPath {
-    /// On an autodiff device (training) without bias, active dropout, requested weights or
-    /// per-row positions, and on a backend it supports, the memory-efficient path; otherwise the
-    /// fused op when it computes the same thing (no active dropout, no weights requested), and
-    /// the explicit path elsewhere.
+    /// On an autodiff device (training) without bias, requested weights or per-row positions,
+    /// and on a backend it supports, the memory-efficient path (with the dropout, if any);
+    /// otherwise the fused op when it computes the same thing (no active dropout, no weights
+    /// requested), and the explicit path elsewhere.
     #[default]
     Auto,
     /// burn's fused `burn::tensor::module::attention`.
@@ -26,7 +26,8 @@ pub enum AttentionPath {
     /// Scores, masked softmax and a second matmul, materialising the weights.
     Explicit,
     /// [`memory_efficient_attention`](crate::memory_efficient_attention): blocked, with a
-    /// backward that recomputes blocks; no bias, dropout, weights or per-row positions.
+    /// backward that recomputes blocks (and the dropout mask); no bias, weights or per-row
+    /// positions.
     MemoryEfficient,
 }
 
@@ -70,8 +71,12 @@ pub struct AttentionOutput {
 /// without copying keys or values. A query whose keys are all masked gets zeros, never NaN, and
 /// passes no gradient.
 ///
-/// Paths: burn's fused op (flash-style kernels on flex for long keys and on GPUs) where it
-/// computes the same thing, the explicit path when dropout is active or weights are requested.
+/// Paths: in training, the memory-efficient kernel where it applies (flex and ndarray, no bias
+/// or weights requested); otherwise burn's fused op (flash-style kernels on flex for long keys
+/// and on GPUs) where it computes the same thing, the explicit path when dropout is active or
+/// weights are requested. Dropout draws one seed from the device's generator, and both the
+/// memory-efficient and the explicit path apply the mask [`engram_tensor::dropout_with`] draws
+/// from it, so a seeded device gives the same result on either.
 /// The fused op's output for fully masked queries is zeroed here whatever the backend does with
 /// them (burn's fallback and flex give zeros; the GPU kernels promise nothing).
 ///
@@ -146,7 +151,7 @@ pub fn attention(
     let aligned = matches!(mask.parts().3, Positions::Aligned { .. });
     let memory_efficient = match options.path {
         AttentionPath::Auto => {
-            !explicit_needed
+            !options.need_weights
                 && bias.is_none()
                 && aligned
                 && device.is_autodiff()
@@ -154,12 +159,10 @@ pub fn attention(
         }
         AttentionPath::MemoryEfficient => {
             assert!(
-                !explicit_needed && bias.is_none(),
-                "attention: the memory-efficient path cannot return weights (need_weights {}), \
-                 apply dropout (dropout {}, autodiff {}) or add a bias (bias {})",
+                !options.need_weights && bias.is_none(),
+                "attention: the memory-efficient path cannot return weights (need_weights {}) or \
+                 add a bias (bias {})",
                 options.need_weights,
-                options.dropout,
-                device.is_autodiff(),
                 bias.is_some()
             );
             true
@@ -168,7 +171,8 @@ pub fn attention(
     };
     if memory_efficient {
         let blocks = FlashBlocks::default();
-        let output = memory_efficient_attention(query, key, value, mask, options.scale, blocks);
+        let dropout = dropout_active.then(|| DropMask::draw(&device, options.dropout));
+        let output = blocked(query, key, value, mask, options.scale, blocks, dropout);
         return AttentionOutput { output, weights: None };
     }
     let mask = mask.build(batch, tq, tk, &device);
