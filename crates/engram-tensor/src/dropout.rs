@@ -135,7 +135,18 @@ impl DropMask {
             }
             _ => values,
         };
-        let first_pair = start.div_ceil(2) as u64;
+        let mut first_pair = start.div_ceil(2) as u64;
+        #[cfg(target_arch = "x86_64")]
+        let values = if values.len() >= 8 && std::arch::is_x86_feature_detected!("avx2") {
+            let whole = values.len() / 8 * 8;
+            let (vector, tail) = values.split_at_mut(whole);
+            // SAFETY: AVX2 was detected at run time.
+            unsafe { avx2::apply(self, first_pair, vector) };
+            first_pair += (whole / 2) as u64;
+            tail
+        } else {
+            values
+        };
         for (pair, two) in values.chunks_mut(2).enumerate() {
             let bits = splitmix64(self.seed, first_pair + pair as u64);
             for (value, draw) in two.iter_mut().zip([bits as u32, (bits >> 32) as u32]) {
@@ -153,19 +164,83 @@ impl DropMask {
         values
     }
 
-    /// `1 / keep` for a kept draw, `0` otherwise: a product rather than a branch, which
-    /// mispredicts on every dropped element.
+    /// `1 / keep` for a kept draw, `0` otherwise, selected with bit operations: a branch
+    /// mispredicts on every dropped element (and the compiler turned a comparison cast to a
+    /// float back into one).
     #[inline(always)]
     fn factor(&self, draw: u32) -> f32 {
-        (draw < self.threshold) as u32 as f32 * self.scale
+        let kept = u32::from(draw < self.threshold).wrapping_neg();
+        f32::from_bits(kept & self.scale.to_bits())
     }
 }
 
+/// [`DropMask::apply`] eight elements (four SplitMix64 hashes) at a time. AVX2 has no 64-bit
+/// multiply, so each one is three 32-bit ones; the 64-bit lanes of the hashes, read as 32-bit
+/// lanes, are the draws of consecutive elements in order (low half first).
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{DropMask, GOLDEN, MIX1, MIX2};
+
+    /// `a · b` modulo 2⁶⁴ in each 64-bit lane.
+    #[inline(always)]
+    unsafe fn mul64(a: __m256i, b: __m256i) -> __m256i {
+        // SAFETY: the caller runs with AVX2.
+        unsafe {
+            let low = _mm256_mul_epu32(a, b);
+            let cross = _mm256_add_epi64(
+                _mm256_mul_epu32(_mm256_srli_epi64(a, 32), b),
+                _mm256_mul_epu32(a, _mm256_srli_epi64(b, 32)),
+            );
+            _mm256_add_epi64(low, _mm256_slli_epi64(cross, 32))
+        }
+    }
+
+    /// Multiplies `values` (a multiple of 8 long), the elements of pairs `first_pair..` on.
+    ///
+    /// # Safety
+    /// The CPU has AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn apply(mask: &DropMask, first_pair: u64, values: &mut [f32]) {
+        debug_assert!(values.len().is_multiple_of(8));
+        // SAFETY (the whole body): AVX2 is present; every load and store is one chunk of 8.
+        unsafe {
+            let at = |k: u64| (first_pair + k + 1).wrapping_mul(GOLDEN) as i64;
+            let seed = _mm256_set1_epi64x(mask.seed as i64);
+            // z = seed + (pair + 1) · GOLDEN for four consecutive pairs; each step adds 4 · GOLDEN.
+            let mut z0 = _mm256_add_epi64(seed, _mm256_setr_epi64x(at(0), at(1), at(2), at(3)));
+            let step = _mm256_set1_epi64x(GOLDEN.wrapping_mul(4) as i64);
+            let (mix1, mix2) = (_mm256_set1_epi64x(MIX1 as i64), _mm256_set1_epi64x(MIX2 as i64));
+            // Unsigned `draw < threshold` as a signed comparison with both sign bits flipped.
+            let flip = _mm256_set1_epi32(i32::MIN);
+            let threshold = _mm256_xor_si256(_mm256_set1_epi32(mask.threshold as i32), flip);
+            let scale = _mm256_castps_si256(_mm256_set1_ps(mask.scale));
+            for chunk in values.chunks_exact_mut(8) {
+                let mut z = z0;
+                z = mul64(_mm256_xor_si256(z, _mm256_srli_epi64(z, 30)), mix1);
+                z = mul64(_mm256_xor_si256(z, _mm256_srli_epi64(z, 27)), mix2);
+                z = _mm256_xor_si256(z, _mm256_srli_epi64(z, 31));
+                let kept = _mm256_cmpgt_epi32(threshold, _mm256_xor_si256(z, flip));
+                let factor = _mm256_castsi256_ps(_mm256_and_si256(kept, scale));
+                let x = _mm256_loadu_ps(chunk.as_ptr());
+                _mm256_storeu_ps(chunk.as_mut_ptr(), _mm256_mul_ps(x, factor));
+                z0 = _mm256_add_epi64(z0, step);
+            }
+        }
+    }
+}
+
+/// SplitMix64's increment and mixing multipliers.
+const GOLDEN: u64 = 0x9e37_79b9_7f4a_7c15;
+const MIX1: u64 = 0xbf58_476d_1ce4_e5b9;
+const MIX2: u64 = 0x94d0_49bb_1331_11eb;
+
 /// The `index`-th output of a SplitMix64 stream started at `seed` (Steele, Lea and Flood, 2014).
 fn splitmix64(seed: u64, index: u64) -> u64 {
-    let mut z = seed.wrapping_add(index.wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    let mut z = seed.wrapping_add(index.wrapping_add(1).wrapping_mul(GOLDEN));
+    z = (z ^ (z >> 30)).wrapping_mul(MIX1);
+    z = (z ^ (z >> 27)).wrapping_mul(MIX2);
     z ^ (z >> 31)
 }
 
@@ -213,6 +288,28 @@ mod tests {
             let mut part = vec![1.0f32; len];
             mask.apply(start, &mut part);
             assert_eq!(part, whole[start..start + len], "start {start}, len {len}");
+        }
+    }
+
+    /// Every element of stretches long enough for the vector loop, from odd and even starts,
+    /// against SplitMix64 computed here, with seeds whose additions wrap.
+    #[test]
+    fn every_element_is_its_splitmix_draw() {
+        for (seed, prob) in [(3, 0.1), (u64::MAX - 5, 0.5), (1 << 63, 0.9)] {
+            let mask = DropMask::new(seed, prob);
+            let threshold = ((1.0 - prob) * 4_294_967_296.0).round() as u64;
+            for (start, len) in [(0, 64), (1, 37), (18, 9), (u32::MAX as usize * 3, 21)] {
+                let mut part = vec![2.0f32; len];
+                mask.apply(start, &mut part);
+                for (k, &v) in part.iter().enumerate() {
+                    let i = start + k;
+                    let bits = splitmix64(seed, (i / 2) as u64);
+                    let draw = if i % 2 == 0 { bits & 0xffff_ffff } else { bits >> 32 };
+                    let want =
+                        if draw < threshold { 2.0 * (1.0 / (1.0 - prob)) as f32 } else { 0.0 };
+                    assert_eq!(v, want, "seed {seed}, element {i}");
+                }
+            }
         }
     }
 
