@@ -9,7 +9,8 @@
 //!   [`CrossEntropy`] with padding and label smoothing, [`kl_divergence`], [`perplexity`].
 //! - [`dropout`] and [`dropout_with`], with a mask drawn in parallel on the CPU backends (burn's
 //!   draws one element at a time from a ChaCha generator); [`gelu_dropout`], GELU and dropout in
-//!   one parallel pass each way on flex; [`layer_norm`], the same for layer normalisation.
+//!   one parallel pass each way on flex; [`layer_norm`], the same for layer normalisation;
+//!   [`adamw_step`], an AdamW update in one parallel pass on flex.
 //! - Masks ([`padding_mask`], [`causal_mask`]), seeding ([`seed_everything`]) and initialisers
 //!   burn lacks ([`orthogonal_blocks`], [`recurrent_uniform`], [`scaled_residual_normal`]).
 //! - The memory contract ([`SequenceMemory`], [`StreamingMemory`], [`check_streaming`]), see
@@ -35,6 +36,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod adamw;
 mod alloc;
 mod backend;
 mod dropout;
@@ -48,6 +50,7 @@ mod memory;
 mod softmax;
 pub mod testing;
 
+pub use adamw::{AdamWStep, adamw_step};
 pub use backend::{
     BACKEND_ENV, Backend, backend_of, cpu_threads, device, select_backend, supports_f64,
 };
