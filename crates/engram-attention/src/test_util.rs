@@ -22,10 +22,12 @@ pub(crate) fn copy_mha(
 ) -> crate::MultiHeadAttention {
     use burn::module::Param;
     let layers = [&burn.query, &burn.key, &burn.value];
-    ours.qkv.weight = Param::from_tensor(Tensor::cat(layers.map(|l| l.weight.val()).to_vec(), 1));
+    // Detached: on an autodiff device the concatenation is not a leaf, which a parameter must be.
+    let weights = layers.map(|l| l.weight.val()).to_vec();
+    ours.qkv.weight = Param::from_tensor(Tensor::cat(weights, 1).detach());
     let biases: Option<Vec<Tensor<1>>> =
         layers.iter().map(|l| l.bias.as_ref().map(|b| b.val())).collect();
-    ours.qkv.bias = biases.map(|b| Param::from_tensor(Tensor::cat(b, 0)));
+    ours.qkv.bias = biases.map(|b| Param::from_tensor(Tensor::cat(b, 0).detach()));
     ours.output = burn.output.clone();
     ours
 }

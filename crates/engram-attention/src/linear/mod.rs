@@ -342,24 +342,45 @@ mod flex {
 /// # Panics
 /// If the last dim of `x` is not the layer's `d_input`.
 pub fn linear<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
-    let dims = x.dims();
-    let rows: usize = dims[..D - 1].iter().product();
     let weight = layer.weight.val();
-    let [d_input, d_output] = weight.dims();
+    let d_input = weight.dims()[0];
     assert_eq!(
-        dims[D - 1],
+        x.dims()[D - 1],
         d_input,
         "linear: input width {} is not the layer's d_input {d_input}",
-        dims[D - 1]
+        x.dims()[D - 1]
     );
     if !supported(&x.device()) || x.dtype() != DType::F32 || weight.dtype() != DType::F32 {
         return layer.forward(x);
     }
+    linear_parts(x, weight, layer.bias.as_ref().map(|b| b.val()))
+}
+
+/// `x · weight + bias` for a `[d_input, d_output]` weight (a view, such as some columns of a
+/// larger one, is read in place), through engram's kernels where [`linear`] uses them and
+/// burn's `linear` elsewhere.
+pub(crate) fn linear_parts<const D: usize>(
+    x: Tensor<D>,
+    weight: Tensor<2>,
+    bias: Option<Tensor<1>>,
+) -> Tensor<D> {
+    let dims = x.dims();
+    let [d_input, d_output] = weight.dims();
+    assert_eq!(
+        dims[D - 1],
+        d_input,
+        "linear: input width {} is not d_input {d_input}",
+        dims[D - 1]
+    );
+    if !supported(&x.device()) || x.dtype() != DType::F32 || weight.dtype() != DType::F32 {
+        return burn::tensor::module::linear(x, weight, bias);
+    }
+    let rows: usize = dims[..D - 1].iter().product();
     let x = x.reshape([rows, d_input]).into_dispatch();
     let weight = weight.into_dispatch();
-    let y = match &layer.bias {
+    let y = match bias {
         Some(bias) => {
-            <Dispatch as LinearBackend>::linear_forward_bias(x, weight, bias.val().into_dispatch())
+            <Dispatch as LinearBackend>::linear_forward_bias(x, weight, bias.into_dispatch())
         }
         None => <Dispatch as LinearBackend>::linear_forward(x, weight),
     };

@@ -53,6 +53,39 @@ fn self_attention_matches_burn_nn_with_copied_weights() {
     }
 }
 
+/// Training (autodiff device, where the projections are three products on column blocks of
+/// the fused weight): output and the gradients of the input and of every weight and bias
+/// against burn-nn's layer with the same weights.
+#[test]
+fn self_attention_trains_as_burn_nn_does() {
+    let device = test_device().autodiff();
+    let burn = BurnConfig::new(8, 2).with_dropout(0.0).init(&device);
+    let ours = copy_mha(&burn, config().init(&device));
+    let (x, _) = tensor::<3>(6, [2, 5, 8]);
+    let x = Tensor::<3>::from_data(x.to_data(), &device).require_grad();
+    let (w, _) = tensor::<3>(7, [2, 5, 8]);
+    let w = Tensor::<3>::from_data(w.to_data(), &device);
+    let expected = burn.forward(BurnInput::self_attn(x.clone())).context;
+    let got = ours.forward(MhaInput::self_attention(x.clone())).output;
+    assert_close(got.clone(), &to_f64(expected.clone()), Tolerance::F32);
+    let (g_burn, g_ours) = ((expected * w.clone()).sum().backward(), (got * w).sum().backward());
+    let grad = |t: Tensor<2>, g| to_f64(t.grad(g).expect("a gradient"));
+    let tolerance = Tolerance::new(1e-4, 1e-4);
+    assert_close(x.grad(&g_ours).unwrap(), &to_f64(x.grad(&g_burn).unwrap()), tolerance);
+    let theirs = [&burn.query, &burn.key, &burn.value].map(|l| grad(l.weight.val(), &g_burn));
+    let theirs: Vec<f64> = (0..8)
+        .flat_map(|row| theirs.iter().flat_map(move |w| w[row * 8..(row + 1) * 8].to_vec()))
+        .collect();
+    assert_close(ours.qkv.weight.val().grad(&g_ours).unwrap(), &theirs, tolerance);
+    let theirs: Vec<f64> = [&burn.query, &burn.key, &burn.value]
+        .iter()
+        .flat_map(|l| to_f64(l.bias.as_ref().unwrap().val().grad(&g_burn).unwrap()))
+        .collect();
+    assert_close(ours.qkv.bias.as_ref().unwrap().val().grad(&g_ours).unwrap(), &theirs, tolerance);
+    let out = grad(burn.output.weight.val(), &g_burn);
+    assert_close(ours.output.weight.val().grad(&g_ours).unwrap(), &out, tolerance);
+}
+
 #[test]
 fn cross_attention_with_padding_matches_burn_nn() {
     // burn-nn fills padded scores with -1e4, whose weight underflows to exactly 0 in f32 next to

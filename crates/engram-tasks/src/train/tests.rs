@@ -77,7 +77,9 @@ fn fit(model: &ClassifierConfig, epochs: usize, checkpoints: Option<&Checkpoints
 /// Trains `classifier` as it is: the device's generator is shared by tests running in parallel,
 /// so runs that must match start from one initialised model rather than from the same seed.
 fn fit_from(classifier: Classifier, epochs: usize, checkpoints: Option<&Checkpoints>) -> Trained {
-    let (train_set, valid_set) = (synthetic(128, 1), synthetic(64, 2));
+    // 256 samples: with 128, the transformer with first-token pooling reached 100 % on the
+    // validation set but 60 of 64 unseen samples in about one run of twenty.
+    let (train_set, valid_set) = (synthetic(256, 1), synthetic(64, 2));
     super::train(
         classifier,
         &train_set,
