@@ -237,11 +237,11 @@ fn tiles(lo: usize, hi: usize, block: usize) -> impl Iterator<Item = (usize, usi
     (lo..hi).step_by(block).map(move |start| (start, (start + block).min(hi)))
 }
 
-/// The transpose of rows `k0..k1` into `out` `[width, BK]`.
-fn transpose_rows(x: Rows<'_>, width: usize, (k0, k1): (usize, usize), out: &mut [f32]) {
+/// The transpose of rows `k0..k1` into `out` `[width, ld]`.
+fn transpose_rows(x: Rows<'_>, width: usize, (k0, k1): (usize, usize), out: &mut [f32], ld: usize) {
     for j in k0..k1 {
         for (c, &value) in x.row(j, width).iter().enumerate() {
-            out[c * BK + j - k0] = value;
+            out[c * ld + j - k0] = value;
         }
     }
 }
@@ -278,15 +278,30 @@ pub(crate) fn forward(
             v: v.head(bh, heads),
             keys: keys.row(bh / heads, tk),
         };
+        // The head's keys transposed once for all its query blocks: `[d, tk]` in rows of `ldk`,
+        // with room for a tile's last vector however its first key is aligned (the masks start
+        // tiles anywhere).
+        let ldk = tk.next_multiple_of(8) + 8;
+        let mut kt = vec![0.0f32; dims.d * ldk];
+        transpose_rows(head.k, dims.d, (0, tk), &mut kt, ldk);
+        let kt = KeysT { data: &kt, ld: ldk };
         lse.par_chunks_mut(BQ).enumerate().for_each(|(block, lse)| {
             let i0 = block * BQ;
             let mut out = vec![0.0f32; lse.len() * dv];
-            forward_block(isa, &dims, spec, scale, &head, (i0, i0 + lse.len()), &mut out, lse);
+            let rows = (i0, i0 + lse.len());
+            forward_block(isa, &dims, spec, scale, &head, kt, rows, &mut out, lse);
             // SAFETY: this task owns rows i0.. of head bh.
             unsafe { scatter.write(bh, i0, &out) };
         });
     });
     (out, lse)
+}
+
+/// One head's keys transposed, `[d, tk]`: row `c` holds width `c` of every key, `ld` apart.
+#[derive(Clone, Copy)]
+struct KeysT<'a> {
+    data: &'a [f32],
+    ld: usize,
 }
 
 /// One head's inputs.
@@ -327,6 +342,7 @@ fn forward_block(
     spec: &FlashSpec,
     scale: f32,
     head: &Head<'_>,
+    kt: KeysT<'_>,
     (i0, i1): (usize, usize),
     out: &mut [f32],
     lse: &mut [f32],
@@ -334,7 +350,6 @@ fn forward_block(
     let Dims { tk, d, dv, .. } = *dims;
     let bq = i1 - i0;
     let mut s = vec![0.0f32; BQ * BK];
-    let mut kt = vec![0.0f32; d * BK];
     let mut m = [f32::NEG_INFINITY; BQ];
     let mut l = [0.0f32; BQ];
     // Keys seen by any query of the block: the masks' bounds grow with the query.
@@ -342,11 +357,11 @@ fn forward_block(
     let (_, hi) = visible(spec, i1 - 1, tk);
     for (k0, k1) in tiles(lo, hi, BK) {
         let bk = k1 - k0;
-        // Columns past `bk` (up to a multiple of 8, for whole vectors) hold stale keys and are
-        // never read.
+        // Columns past `bk` (up to a multiple of 8, for whole vectors) hold the next tile's keys
+        // or zeros, and are never read.
         let n = bk.next_multiple_of(8).min(BK);
-        transpose_rows(head.k, d, (k0, k1), &mut kt);
-        matmul(isa, [bq, n, d], Mat::rows(head.q.from(i0), head.q.rs), &kt, BK, &mut s, BK, false);
+        let q_rows = Mat::rows(head.q.from(i0), head.q.rs);
+        matmul(isa, [bq, n, d], q_rows, &kt.data[k0..], kt.ld, &mut s, BK, false);
         for r in 0..bq {
             let row = &mut s[r * BK..r * BK + bk];
             if !mask_row(row, spec, scale, head.keys, i0 + r, k0) {
@@ -484,8 +499,8 @@ fn backward_head(
     for (k0, k1) in tiles(0, tk, BK) {
         let bk = k1 - k0;
         let n = bk.next_multiple_of(8).min(BK);
-        transpose_rows(head.k, d, (k0, k1), &mut kt);
-        transpose_rows(head.v, dv, (k0, k1), &mut vt);
+        transpose_rows(head.k, d, (k0, k1), &mut kt, BK);
+        transpose_rows(head.v, dv, (k0, k1), &mut vt, BK);
         for (i0, i1) in tiles(0, tq, BQ) {
             // Hidden tile: the masks' bounds grow with the query.
             if visible(spec, i1 - 1, tk).1 <= k0 || visible(spec, i0, tk).0 >= k1 {

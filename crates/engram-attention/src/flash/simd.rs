@@ -319,29 +319,39 @@ mod avx2 {
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn exp_shifted(row: &mut [f32], shift: f32) -> f32 {
         let shift8 = _mm256_set1_ps(shift);
-        let mut sum8 = _mm256_setzero_ps();
-        let mut chunks = row.chunks_exact_mut(8);
-        for chunk in &mut chunks {
-            // SAFETY: `chunk` holds exactly 8 floats.
+        // Two independent chains of vectors in flight: one `exp8` is a long dependent chain.
+        let (mut sum_a, mut sum_b) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let mut pairs = row.chunks_exact_mut(16);
+        for pair in &mut pairs {
+            // SAFETY: `pair` holds exactly 16 floats.
             unsafe {
-                let e = exp8(_mm256_sub_ps(_mm256_loadu_ps(chunk.as_ptr()), shift8));
-                _mm256_storeu_ps(chunk.as_mut_ptr(), e);
-                sum8 = _mm256_add_ps(sum8, e);
+                let p = pair.as_mut_ptr();
+                let a = exp8(_mm256_sub_ps(_mm256_loadu_ps(p), shift8));
+                let b = exp8(_mm256_sub_ps(_mm256_loadu_ps(p.add(8)), shift8));
+                _mm256_storeu_ps(p, a);
+                _mm256_storeu_ps(p.add(8), b);
+                sum_a = _mm256_add_ps(sum_a, a);
+                sum_b = _mm256_add_ps(sum_b, b);
             }
         }
-        let tail = chunks.into_remainder();
-        let mut lanes = [0.0f32; 8];
-        lanes[..tail.len()].copy_from_slice(tail);
-        let mut out = [0.0f32; 8];
-        // SAFETY: `lanes` and `out` hold 8 floats.
-        unsafe {
-            let e = exp8(_mm256_sub_ps(_mm256_loadu_ps(lanes.as_ptr()), shift8));
-            _mm256_storeu_ps(out.as_mut_ptr(), e);
+        let mut tail = pairs.into_remainder();
+        let mut sum = 0.0;
+        while !tail.is_empty() {
+            let n = tail.len().min(8);
+            let mut lanes = [f32::NEG_INFINITY; 8];
+            lanes[..n].copy_from_slice(&tail[..n]);
+            // SAFETY: `lanes` holds 8 floats; the padding lanes give exp(-inf) = 0.
+            unsafe {
+                let e = exp8(_mm256_sub_ps(_mm256_loadu_ps(lanes.as_ptr()), shift8));
+                _mm256_storeu_ps(lanes.as_mut_ptr(), e);
+            }
+            tail[..n].copy_from_slice(&lanes[..n]);
+            sum += lanes[..n].iter().sum::<f32>();
+            tail = &mut tail[n..];
         }
-        tail.copy_from_slice(&out[..tail.len()]);
         let mut sums = [0.0f32; 8];
         // SAFETY: `sums` holds 8 floats.
-        unsafe { _mm256_storeu_ps(sums.as_mut_ptr(), sum8) };
-        sums.iter().sum::<f32>() + out[..tail.len()].iter().sum::<f32>()
+        unsafe { _mm256_storeu_ps(sums.as_mut_ptr(), _mm256_add_ps(sum_a, sum_b)) };
+        sums.iter().sum::<f32>() + sum
     }
 }
