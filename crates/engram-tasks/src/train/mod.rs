@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 pub use batch::{Batch, Batcher, Sample};
 pub use checkpoint::{CheckpointError, Checkpoints, Resumed, write_atomically};
-pub use optim::{OptimizerConfig, Schedule, clip_global_norm};
+pub use optim::{AdamW, OptimizerConfig, Schedule, clip_global_norm};
 
 use crate::model::Classifier;
 
