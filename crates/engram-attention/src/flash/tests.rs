@@ -26,6 +26,12 @@ fn explicit(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: &AttentionMask) -> T
     attention(q, k, v, mask, None, options).output
 }
 
+/// The largest absolute difference between two sets of values.
+fn largest_difference(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len(), "values of different lengths");
+    a.iter().zip(b).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max)
+}
+
 /// Blocks that do not divide the lengths, so every tile kind (hidden, partial, visible) and a
 /// ragged last block occur.
 const BLOCKS: FlashBlocks = FlashBlocks { queries: 3, keys: 4 };
@@ -84,7 +90,7 @@ fn gradients_match_the_explicit_path() {
         };
         let (got, expected) = (grads(true), grads(false));
         for (got, expected) in got.iter().zip(&expected) {
-            let worst = got.iter().zip(expected).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+            let worst = largest_difference(got, expected);
             assert!(worst < 1e-4, "{name}: gradients differ by {worst}");
         }
     }
@@ -129,7 +135,7 @@ fn matches_the_explicit_path_across_tiles() {
         };
         let (got, expected) = (run(true), run(false));
         for ((got, expected), what) in got.iter().zip(&expected).zip(["output", "dq", "dk", "dv"]) {
-            let worst = got.iter().zip(expected).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+            let worst = largest_difference(got, expected);
             assert!(worst < 1e-4, "{name}: {what} differs by {worst}");
         }
     }
@@ -173,7 +179,7 @@ fn dropout_matches_the_explicit_weights_times_the_mask() {
         };
         let (got, expected) = (run(true), run(false));
         for ((got, expected), what) in got.iter().zip(&expected).zip(["output", "dq", "dk", "dv"]) {
-            let worst = got.iter().zip(expected).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+            let worst = largest_difference(got, expected);
             assert!(worst < 1e-4, "{name}: {what} differs by {worst}");
         }
         // Some weights were dropped: the result differs from attention without dropout.
@@ -185,7 +191,7 @@ fn dropout_matches_the_explicit_weights_times_the_mask() {
             None,
             BLOCKS,
         ));
-        let moved = got[0].iter().zip(&plain).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        let moved = largest_difference(&got[0], &plain);
         assert!(moved > 1e-2, "{name}: dropout changed the output by only {moved}");
     }
 }
