@@ -91,6 +91,50 @@ fn fast_kernel_is_bit_identical_to_the_row_kernel() {
 }
 
 #[test]
+fn fast_kernel_is_bit_identical_on_random_lengths_and_bands() {
+    // Pairs of diagonals cover the union of two runs and repair the edges: every way the runs
+    // can start, end, and be empty (Itakura with slope 1 leaves every other diagonal empty),
+    // odd and even diagonal counts, and lengths across the strip boundary.
+    let mut rng = Rng::new(13);
+    for case in 0..120 {
+        let (n, m) = if case % 10 == 9 {
+            (500 + rng.below(100), 500 + rng.below(100))
+        } else {
+            (1 + rng.below(70), 1 + rng.below(70))
+        };
+        let (a, b) = (rng.walk(n), rng.walk(m));
+        let radius = rng.below(12);
+        for window in [
+            Window::Full,
+            Window::SakoeChiba { radius },
+            Window::Itakura { max_slope: 1.0 },
+            Window::Itakura { max_slope: 1.0 + rng.below(30) as f64 / 10.0 },
+        ] {
+            let Ok(band) = Band::new(&window, n, m) else { continue };
+            for cost in [Cost::SquaredEuclidean, Cost::Absolute] {
+                let what = format!("n={n} m={m} {window:?} {cost:?}");
+                let rows =
+                    rows_general(Series::from(&a), Series::from(&b), cost, &band, f64::INFINITY);
+                let abs = cost == Cost::Absolute;
+                let fast = diagonal::diagonal_cost(&a, &b, &band, abs, f64::INFINITY);
+                assert_eq!(fast, rows, "{what}");
+                let (a32, b32): (Vec<f32>, Vec<f32>) =
+                    (a.iter().map(|&x| x as f32).collect(), b.iter().map(|&x| x as f32).collect());
+                let rows32 = rows_general(
+                    Series::from(&a32),
+                    Series::from(&b32),
+                    cost,
+                    &band,
+                    f32::INFINITY,
+                );
+                let fast32 = diagonal::diagonal_cost(&a32, &b32, &band, abs, f32::INFINITY);
+                assert_eq!(fast32, rows32, "f32 {what}");
+            }
+        }
+    }
+}
+
+#[test]
 fn fast_kernel_strips_join_exactly_on_long_series() {
     // Longer than one strip of the anti-diagonal kernel, in both orientations.
     let mut rng = Rng::new(12);
