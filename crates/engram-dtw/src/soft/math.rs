@@ -157,7 +157,7 @@ fn recip_estimate<T: Float, const L: usize, const FMA: bool>(x: &[T; L]) -> Opti
 
 macro_rules! soft_float {
     ($t:ty, $mant:expr, $bias:expr, $low:expr, $ln2_hi:expr, $ln2_lo:expr,
-     $exp_terms:expr, $ln_terms:expr) => {
+     $exp_terms:expr, $ln_terms:expr, $log2:ident) => {
         impl MulAdd for $t {
             #[inline(always)]
             fn mul_add_(self, b: Self, c: Self) -> Self {
@@ -249,26 +249,76 @@ macro_rules! soft_float {
 
             #[inline(always)]
             fn log2_1_to_3_lanes<const L: usize, const FMA: bool>(s: [Self; L]) -> [Self; L] {
-                let (mut f, mut k, mut den) = ([0.0; L], [0.0; L], [0.0; L]);
-                for l in 0..L {
-                    (f[l], k[l]) = <$t as MulAdd>::ln_reduce(s[l]);
-                    den[l] = f[l] + 1.0;
-                }
-                let inv = Self::recip_lanes::<L, FMA>(den);
-                let mut out = [0.0; L];
-                for l in 0..L {
-                    out[l] = <$t as MulAdd>::log2_series::<FMA>((f[l] - 1.0) * inv[l], k[l]);
-                }
-                out
+                $log2::<L, FMA>(s)
             }
         }
     };
 }
 
+/// `log2 s` by the `atanh` series of [`MulAdd::ln_reduce`]'s reduced argument, whose division
+/// is one [`SoftFloat::recip_lanes`] call: for f64, whose precision a polynomial would reach
+/// only at a high degree.
+#[inline(always)]
+fn log2_atanh_f64<const L: usize, const FMA: bool>(s: [f64; L]) -> [f64; L] {
+    let (mut f, mut k, mut den) = ([0.0; L], [0.0; L], [0.0; L]);
+    for l in 0..L {
+        (f[l], k[l]) = f64::ln_reduce(s[l]);
+        den[l] = f[l] + 1.0;
+    }
+    let inv = f64::recip_lanes::<L, FMA>(den);
+    let mut out = [0.0; L];
+    for l in 0..L {
+        out[l] = f64::log2_series::<FMA>((f[l] - 1.0) * inv[l], k[l]);
+    }
+    out
+}
+
+/// `log2 s` in f32 without a division: the exponent comes from the bits, offset so that the
+/// mantissa `f` falls in `[2/3, 4/3)`, and `log2 f = x P(x)`, `x = f - 1`, with `P` of degree 8
+/// interpolating `log2(1 + x) / x` at the Chebyshev nodes of `[-1/3, 1/3]` (absolute error
+/// below 6e-8 evaluated in f32, from `numpy.polynomial.chebyshev.chebfit`). Integer steps and
+/// one Estrin tree: about half the latency of the `atanh` route, which mattered more than the
+/// operation count because the forward recursion's cells wait on this value.
+#[inline(always)]
+fn log2_poly_f32<const L: usize, const FMA: bool>(s: [f32; L]) -> [f32; L] {
+    // The constant term is log2(e) to the fit's precision.
+    const COEFFS: [f64; 9] = [
+        std::f64::consts::LOG2_E,
+        -0.721_346_56,
+        0.480_897_47,
+        -0.360_788_19,
+        0.288_643_37,
+        -0.236_811_47,
+        0.202_782_51,
+        -0.222_092_4,
+        0.198_346_17,
+    ];
+    // Bits of 2/3: `s` is `2^e f` with `f` in [2/3, 4/3) for `e = (bits(s) - bits(2/3)) >> 23`.
+    const TWO_THIRDS: i32 = 0x3f2a_aaab;
+    let mut out = [0.0; L];
+    for l in 0..L {
+        let bits = s[l].to_bits() as i32;
+        let e = bits.wrapping_sub(TWO_THIRDS) >> 23;
+        let x = f32::from_bits(bits.wrapping_sub(e << 23) as u32) - 1.0;
+        out[l] = madd::<f32, FMA>(x, estrin::<f32, 9, FMA>(x, &COEFFS), e as f32);
+    }
+    out
+}
+
 // Terms: e^r to r^7/7! (f32) and r^14/14! (f64), each below the type's epsilon at |r| = ln 2 / 2;
 // atanh to t^9 (f32) and t^23 (f64) likewise at |t| = 0.172.
-soft_float!(f32, 23, 127, -87.0, 0.693_359_4_f32, -2.121_944_4e-4_f32, 7, 5);
-soft_float!(f64, 52, 1023, -708.0, 6.931_471_803_691_238e-1, 1.908_214_929_270_587_7e-10, 14, 12);
+soft_float!(f32, 23, 127, -87.0, 0.693_359_4_f32, -2.121_944_4e-4_f32, 7, 5, log2_poly_f32);
+soft_float!(
+    f64,
+    52,
+    1023,
+    -708.0,
+    6.931_471_803_691_238e-1,
+    1.908_214_929_270_587_7e-10,
+    14,
+    12,
+    log2_atanh_f64
+);
 
 #[cfg(test)]
 mod tests {
