@@ -407,7 +407,8 @@ mod tests {
     /// very different boxes, against the per-pair kernel.
     fn check<T: SoftFloat, const L: usize>(lengths: &[(usize, usize)], tol: f64) {
         let (dim, gamma) = (2, T::from_f64(0.2));
-        let (n, m) = (9, 8);
+        let n = lengths.iter().map(|l| l.0).max().unwrap_or(1);
+        let m = lengths.iter().map(|l| l.1).max().unwrap_or(1);
         let mut rng = Rng::new(31);
         let x: Vec<T> = (0..lengths.len() * n * dim).map(|_| T::from_f64(rng.uniform())).collect();
         let y: Vec<T> = (0..lengths.len() * m * dim).map(|_| T::from_f64(rng.uniform())).collect();
@@ -464,6 +465,10 @@ mod tests {
         check::<f64, 4>(&[(1, 1), (9, 1), (1, 8), (9, 8)], 1e-12);
         check::<f64, 4>(&[(4, 6), (9, 8)], 1e-12);
         check::<f32, 8>(&[(9, 8), (1, 1), (9, 1), (1, 8), (2, 3), (8, 8), (9, 7), (5, 5)], 1e-5);
+        // Grids longer than the prefetch distance, wide and tall.
+        check::<f64, 4>(&[(53, 32), (16, 17), (17, 16), (33, 1)], 1e-12);
+        check::<f64, 4>(&[(15, 50), (1, 48), (16, 16), (2, 31)], 1e-12);
+        check::<f32, 8>(&[(35, 32); 8], 1e-4);
     }
 
     #[test]
