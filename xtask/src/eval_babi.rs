@@ -1,7 +1,8 @@
 //! `cargo xtask eval babi [--set 1k|10k] [--model memn2n|transformer|lstm] [--runs N]
-//! [--tasks LIST] [--data DIR]`: trains one model per task with the release `engram train babi`
-//! and writes the per-task error table, next to the published MemN2N and LSTM numbers, with the
-//! time taken, into the bAbI section of `docs/results.md`.
+//! [--tasks LIST] [--tying adjacent|layer-wise] [--data DIR]`: trains one model per task with
+//! the release `engram train babi` and writes the per-task error table, next to the published
+//! MemN2N and LSTM numbers, with the time taken, into the bAbI section of `docs/results.md`
+//! (one block per set, model and, for MemN2N, weight tying).
 
 use std::fs;
 use std::path::PathBuf;
@@ -19,7 +20,16 @@ struct Options {
     model: String,
     runs: String,
     tasks: String,
+    /// MemN2N with layer-wise (RNN-like) weight tying instead of adjacent.
+    layer_wise: bool,
     data: PathBuf,
+}
+
+impl Options {
+    /// The model as the results name it: `memn2n-lw` for layer-wise tying.
+    fn variant(&self) -> String {
+        if self.layer_wise { format!("{}-lw", self.model) } else { self.model.clone() }
+    }
 }
 
 fn parse(args: &[String], data: PathBuf) -> Result<Options> {
@@ -28,6 +38,7 @@ fn parse(args: &[String], data: PathBuf) -> Result<Options> {
         model: "memn2n".into(),
         runs: "1".into(),
         tasks: "1-20".into(),
+        layer_wise: false,
         data,
     };
     let mut it = args.iter();
@@ -46,12 +57,15 @@ fn parse(args: &[String], data: PathBuf) -> Result<Options> {
             }
             "--runs" => options.runs = value,
             "--tasks" => options.tasks = value,
+            "--tying" if value == "adjacent" || value == "layer-wise" => {
+                options.layer_wise = value == "layer-wise"
+            }
             "--data" => options.data = PathBuf::from(value),
             _ => {
                 return Err(UsageError(format!(
                     "eval babi: unknown flag or value `{flag} {value}` (flags: --set 1k|10k, \
                      --model memn2n|transformer|universal|lstm|gru, --runs N, --tasks LIST, \
-                     --data DIR)"
+                     --tying adjacent|layer-wise, --data DIR)"
                 ))
                 .into());
             }
@@ -62,9 +76,12 @@ fn parse(args: &[String], data: PathBuf) -> Result<Options> {
 
 pub fn babi(args: &[String], data: PathBuf) -> Result<()> {
     let options = parse(args, data)?;
+    if options.layer_wise && options.model != "memn2n" {
+        return Err(UsageError("eval babi: --tying is a MemN2N option".into()).into());
+    }
+    let variant = options.variant();
     let engram = crate::eval::engram_binary()?;
-    let out =
-        crate::eval::target_dir().join(format!("eval/babi/{}-{}", options.set, options.model));
+    let out = crate::eval::target_dir().join(format!("eval/babi/{}-{variant}", options.set));
     let started = Instant::now();
     let mut cmd = Command::new(&engram);
     cmd.args(["--json", "train", "babi", "--set", &options.set, "--model", &options.model])
@@ -72,6 +89,9 @@ pub fn babi(args: &[String], data: PathBuf) -> Result<()> {
         .arg(&options.data)
         .arg("--out")
         .arg(&out);
+    if options.layer_wise {
+        cmd.arg("--layer-wise");
+    }
     let line = run::display(&cmd);
     eprintln!("$ {line}");
     let output = cmd
@@ -92,12 +112,12 @@ pub fn babi(args: &[String], data: PathBuf) -> Result<()> {
     let table = report.get("table").and_then(Json::as_str).context("no table in the summary")?;
     let missing = report.get("missing_text").and_then(Json::as_str).unwrap_or("");
     let minutes = started.elapsed().as_secs_f64() / 60.0;
+    let tying = if options.layer_wise { " --tying layer-wise" } else { "" };
     let block = format!(
-        "### {} {}, runs per task: {}\n\n`cargo xtask eval babi --set {} --model {} --runs {}`: \
-         mean test error {mean:.1} %, {failed} failed tasks (> 5 %), {minutes:.1} min in all \
-         (training, testing and the release build).{}\n\n{table}\n",
+        "### {} {variant}, runs per task: {}\n\n`cargo xtask eval babi --set {} --model {} --runs \
+         {}{tying}`: mean test error {mean:.1} %, {failed} failed tasks (> 5 %), {minutes:.1} min \
+         in all (training, testing and the release build).{}\n\n{table}\n",
         options.set,
-        options.model,
         options.runs,
         options.set,
         options.model,
@@ -105,7 +125,7 @@ pub fn babi(args: &[String], data: PathBuf) -> Result<()> {
         if missing.is_empty() { String::new() } else { format!(" Tasks missing: {missing}.") }
     );
     println!("{block}");
-    write_results(&options.set, &options.model, &block)
+    write_results(&options.set, &variant, &block)
 }
 
 /// Replaces this set and model's block in the bAbI section of docs/results.md, adding the
@@ -168,5 +188,8 @@ mod tests {
         assert!(parse(&["--model".into()], PathBuf::new()).is_err());
         let o = parse(&["--model".into(), "lstm".into()], PathBuf::new()).unwrap();
         assert_eq!((o.set.as_str(), o.model.as_str()), ("1k", "lstm"));
+        assert!(parse(&["--tying".into(), "rnn".into()], PathBuf::new()).is_err());
+        let o = parse(&["--tying".into(), "layer-wise".into()], PathBuf::new()).unwrap();
+        assert_eq!(o.variant(), "memn2n-lw");
     }
 }
