@@ -163,8 +163,7 @@ fn diagonals<T: Float, const ABS: bool, const BOUNDED: bool>(
             c0[lo - 1] = first;
             for t in hi0 + 1..=hi {
                 c0[t] = inf;
-                let d = a_strip[t - 1] - b_rev[br0 - 1 + t - lo];
-                let c = if ABS { d.abs() } else { d * d };
+                let c = local::<T, ABS>(a_strip[t - 1], b_rev[br0 - 1 + t - lo]);
                 c1[t] = c + c0[t - 1].min2(c0[t]).min2(p1[t - 1]);
             }
             // Sentinels: the two cells beside each run are out of reach for the diagonals that
@@ -227,12 +226,8 @@ fn pair<T: Float, const ABS: bool>(
     let (c1, p2, a) = (&mut c1[..len], &p2[..len], &a[..len]);
     let mut prev = first;
     for t in 0..len {
-        let d = a[t] - br0[t];
-        let c = if ABS { d.abs() } else { d * d };
-        let x0 = c + up[t].min2(left[t]).min2(p2[t]);
-        let d = a[t] - br1[t];
-        let c = if ABS { d.abs() } else { d * d };
-        c1[t] = c + prev.min2(x0).min2(up[t]);
+        let x0 = local::<T, ABS>(a[t], br0[t]) + up[t].min2(left[t]).min2(p2[t]);
+        c1[t] = local::<T, ABS>(a[t], br1[t]) + prev.min2(x0).min2(up[t]);
         c0[t] = x0;
         prev = x0;
     }
@@ -254,10 +249,15 @@ fn step<T: Float, const ABS: bool>(
     let len = cur.len();
     let (up, left, diag, a, br) = (&up[..len], &left[..len], &diag[..len], &a[..len], &br[..len]);
     for t in 0..len {
-        let d = a[t] - br[t];
-        let c = if ABS { d.abs() } else { d * d };
-        cur[t] = c + up[t].min2(left[t]).min2(diag[t]);
+        cur[t] = local::<T, ABS>(a[t], br[t]) + up[t].min2(left[t]).min2(diag[t]);
     }
+}
+
+/// The local cost: `|a - b|` (`ABS`) or `(a - b)²`.
+#[inline(always)]
+fn local<T: Float, const ABS: bool>(a: T, b: T) -> T {
+    let d = a - b;
+    if ABS { d.abs() } else { d * d }
 }
 
 /// Minimum of a slice with eight independent accumulators, which LLVM turns into SIMD.
