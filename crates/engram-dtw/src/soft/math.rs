@@ -5,7 +5,8 @@
 //! (selects compile to blends) on the two ranges the recursions use: every soft-min argument is
 //! `-(x - min) / γ ≤ 0`, and the sum of three such exponentials, one of which is `e⁰ = 1`, lies in
 //! `[1, 3]`. Accuracy is within a few ulps of the type: Taylor series past the type's epsilon,
-//! evaluated by Estrin's scheme. The lanes kernel (`lanes.rs`) runs its recursion in base 2 and
+//! or (f32 `2^x` and `log2`) polynomials interpolating at Chebyshev nodes, evaluated by
+//! Estrin's scheme. The lanes kernel (`lanes.rs`) runs its recursion in base 2 and
 //! uses `2^x` and `log2`, which skip the reductions by `ln 2`, and a reciprocal estimate.
 
 use crate::float::Float;
