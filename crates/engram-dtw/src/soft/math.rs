@@ -28,8 +28,9 @@ pub(crate) trait SoftFloat: Float {
     /// `2^x` for `x ≤ 0`, as [`SoftFloat::exp_nonpositive`]: for a recursion kept in base 2,
     /// which needs no reduction `x / ln 2` (a multiply-add and two corrections per call).
     fn exp2_nonpositive<const FMA: bool>(x: Self) -> Self;
-    /// `log2 s` for `s` in `[1, 3]`, lane by lane: [`SoftFloat::ln_1_to_3`] in base 2, its
-    /// division done by [`SoftFloat::recip_lanes`].
+    /// `log2 s` for `s` in `[1, 3]`, lane by lane: in f32 from the exponent bits and a
+    /// polynomial, in f64 [`SoftFloat::ln_1_to_3`]'s series in base 2, its division done by
+    /// [`SoftFloat::recip_lanes`].
     fn log2_1_to_3_lanes<const L: usize, const FMA: bool>(s: [Self; L]) -> [Self; L];
 }
 
@@ -306,8 +307,9 @@ fn log2_poly_f32<const L: usize, const FMA: bool>(s: [f32; L]) -> [f32; L] {
     out
 }
 
-// Terms: e^r to r^7/7! (f32) and r^14/14! (f64), each below the type's epsilon at |r| = ln 2 / 2;
-// atanh to t^9 (f32) and t^23 (f64) likewise at |t| = 0.172.
+// Terms: e^r to r^7/7! (f32) and r^14/14! (f64), each below the type's epsilon at |r| = ln 2 / 2
+// (f64's 2^f likewise); atanh to t^9 (f32) and t^23 (f64) likewise at |t| = 0.172. f32's 2^f and
+// log2 are the fitted polynomials `EXP2_F32` and `log2_poly_f32`.
 soft_float!(
     f32,
     23,
