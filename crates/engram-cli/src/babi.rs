@@ -105,6 +105,9 @@ pub(crate) struct TrainArgs {
     /// MemN2N: layer-wise (RNN-like) weight tying instead of adjacent.
     #[arg(long)]
     layer_wise: bool,
+    /// MemN2N: a ReLU on the controller state after each hop (the paper's 10k "non-linearity").
+    #[arg(long)]
+    relu: bool,
     /// MemN2N: no linear start.
     #[arg(long)]
     no_linear_start: bool,
@@ -192,6 +195,7 @@ fn config(args: &TrainArgs) -> Result<BabiTrainConfig, Failure> {
     c.model.position_encoding = !args.bow;
     c.model.temporal = !args.no_temporal;
     c.model.layer_wise = args.layer_wise;
+    c.model.relu = args.relu;
     c.linear_start = memn2n && !args.no_linear_start;
     c.validate().map_err(|m| usage(anyhow!("invalid training configuration: {m}")))?;
     Ok(c)

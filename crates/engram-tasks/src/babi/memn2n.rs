@@ -3,12 +3,14 @@
 //! Each statement is a bag of word embeddings, weighted by position encoding, plus a temporal
 //! embedding of its memory slot. Each hop attends with the controller state `u` over the input
 //! memories `m_i = Σ_j l_j ⊙ A x_ij + T_A(i)`, reads `o = Σ_i p_i c_i` from the output memories, and
-//! sets `u ← u + o` (adjacent tying) or `u ← H u + o` (layer-wise tying). The answer is
-//! `softmax(W (u_K + o_K))` over the vocabulary. Under linear start the memory softmax is left
+//! sets `u ← u + o` (adjacent tying) or `u ← H u + o` (layer-wise tying), optionally followed by a
+//! ReLU (the paper's "non-linearity", used for its 10k results). The answer is `softmax(W u_K)`
+//! over the vocabulary. Under linear start the memory softmax is left
 //! out until the validation loss stops falling.
 
 use burn::config::Config;
 use burn::module::{Module, Param};
+use burn::tensor::activation;
 use burn::tensor::module::embedding;
 use burn::tensor::{Bool, Device, Distribution, Int, Tensor, TensorData};
 use engram_tensor::masked_softmax;
@@ -60,6 +62,10 @@ pub struct MemN2NConfig {
     /// Standard deviation of the Gaussian initialisation. Default: 0.1.
     #[config(default = 0.1)]
     pub init_std: f64,
+    /// Apply a ReLU to the controller state after each hop (`add_nonlin` in the authors' code,
+    /// the "non-linearity" of the paper's 10k results). Default: false.
+    #[config(default = false)]
+    pub relu: bool,
 }
 
 /// An end-to-end memory network; see the module documentation.
@@ -81,6 +87,8 @@ pub struct MemN2N {
     pub memory_size: usize,
     /// Position encoding (`true`) or bag of words.
     pub position: bool,
+    /// ReLU on the controller state after each hop.
+    pub relu: bool,
 }
 
 /// What [`MemN2N::forward`] returns.
@@ -210,6 +218,7 @@ impl MemN2NConfig {
             d_model: self.d_model,
             memory_size: self.memory_size,
             position: self.encoding == SentenceEncoding::Position,
+            relu: self.relu,
         }
     }
 }
@@ -276,6 +285,9 @@ impl MemN2N {
                 Some(h) => u.matmul(h.val()) + o,
                 None => u + o,
             };
+            if self.relu {
+                u = activation::relu(u);
+            }
             attention.push(p);
         }
         let answer = if self.layer_wise() { 3 } else { self.n_hops };
@@ -287,6 +299,7 @@ impl MemN2N {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use engram_tensor::testing::test_device;
 
     #[test]
     fn position_encoding_matches_hand_computed_values() {
@@ -300,6 +313,40 @@ mod tests {
         assert!((pe[2 * 4 + 1] - 5.0 / 6.0).abs() < 1e-6, "{pe:?}");
         // A one-word sentence is a plain sum: j − (J+1)/2 = 0.
         assert_eq!(position_encoding(1, 4), vec![1.0; 4]);
+    }
+
+    #[test]
+    fn relu_clamps_a_negative_controller_state_to_zero() {
+        // With every weight negative (position weights are positive), the question embedding and
+        // every hop's read-out are negative, so each ReLU'd state, and the logits, are exactly 0.
+        let device = test_device();
+        let host = HostBatch {
+            batch: 1,
+            memory: 2,
+            words: 2,
+            question_words: 2,
+            story: vec![1, 2, 3, 0],
+            sentence_len: vec![2, 1],
+            n_memories: vec![2],
+            question: vec![2, 3],
+            question_len: vec![2],
+            answer: vec![1],
+            slots: vec![vec![Some(0), Some(1)]],
+        };
+        let batch = MemoryBatch::new(&host, 3, true, &device);
+        for tying in [Tying::Adjacent, Tying::LayerWise] {
+            let config = MemN2NConfig::new(4).with_d_model(3).with_n_hops(2).with_tying(tying);
+            let mut model = config.init(&device);
+            let negate = |p: &Param<Tensor<2>>| Param::from_tensor(p.val().abs().neg());
+            model.embeddings = model.embeddings.iter().map(negate).collect();
+            model.temporal = model.temporal.iter().map(negate).collect();
+            model.h = model.h.as_ref().map(|h| Param::from_tensor(h.val().abs()));
+            let linear = model.forward(&batch, false).logits;
+            assert!(linear.abs().max().into_scalar::<f32>() > 1e-3, "{tying:?}: no ReLU, no zeros");
+            model.relu = true;
+            let logits = model.forward(&batch, false).logits.into_data();
+            assert_eq!(logits.try_to_vec::<f32>().unwrap(), vec![0.0; 4], "{tying:?}");
+        }
     }
 
     #[test]

@@ -73,6 +73,10 @@ pub struct ModelSpec {
     pub temporal: bool,
     /// MemN2N: layer-wise tying (else adjacent).
     pub layer_wise: bool,
+    /// MemN2N: ReLU on the controller state after each hop. Absent in files saved before it
+    /// existed, which read as false.
+    #[serde(default)]
+    pub relu: bool,
     /// Readers: attention heads.
     pub n_heads: usize,
     /// Readers: dropout.
@@ -99,6 +103,7 @@ impl ModelSpec {
             position_encoding: true,
             temporal: true,
             layer_wise: false,
+            relu: false,
             n_heads: 4,
             dropout: 0.1,
             n_hops: default_hops(),
@@ -128,6 +133,7 @@ impl ModelSpec {
                         } else {
                             Tying::Adjacent
                         })
+                        .with_relu(self.relu)
                         .init(device),
                 );
             }
