@@ -1,8 +1,8 @@
 //! `cargo xtask eval babi [--set 1k|10k] [--model memn2n|transformer|lstm] [--runs N]
-//! [--tasks LIST] [--tying adjacent|layer-wise] [--data DIR]`: trains one model per task with
-//! the release `engram train babi` and writes the per-task error table, next to the published
+//! [--tasks LIST] [--tying adjacent|layer-wise] [--relu] [--data DIR]`: trains one model per task
+//! with the release `engram train babi` and writes the per-task error table, next to the published
 //! MemN2N and LSTM numbers, with the time taken, into the bAbI section of `docs/results.md`
-//! (one block per set, model and, for MemN2N, weight tying).
+//! (one block per set, model and, for MemN2N, weight tying and non-linearity).
 
 use std::fs;
 use std::path::PathBuf;
@@ -22,13 +22,18 @@ struct Options {
     tasks: String,
     /// MemN2N with layer-wise (RNN-like) weight tying instead of adjacent.
     layer_wise: bool,
+    /// MemN2N with a ReLU on the controller state after each hop.
+    relu: bool,
     data: PathBuf,
 }
 
 impl Options {
-    /// The model as the results name it: `memn2n-lw` for layer-wise tying.
+    /// The model as the results name it: `memn2n-lw` for layer-wise tying, `-relu` added for
+    /// the non-linearity.
     fn variant(&self) -> String {
-        if self.layer_wise { format!("{}-lw", self.model) } else { self.model.clone() }
+        let lw = if self.layer_wise { "-lw" } else { "" };
+        let relu = if self.relu { "-relu" } else { "" };
+        format!("{}{lw}{relu}", self.model)
     }
 }
 
@@ -39,10 +44,15 @@ fn parse(args: &[String], data: PathBuf) -> Result<Options> {
         runs: "1".into(),
         tasks: "1-20".into(),
         layer_wise: false,
+        relu: false,
         data,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
+        if flag == "--relu" {
+            options.relu = true;
+            continue;
+        }
         let value = it
             .next()
             .ok_or_else(|| UsageError(format!("eval babi: {flag} needs a value")))?
@@ -65,7 +75,7 @@ fn parse(args: &[String], data: PathBuf) -> Result<Options> {
                 return Err(UsageError(format!(
                     "eval babi: unknown flag or value `{flag} {value}` (flags: --set 1k|10k, \
                      --model memn2n|transformer|universal|lstm|gru, --runs N, --tasks LIST, \
-                     --tying adjacent|layer-wise, --data DIR)"
+                     --tying adjacent|layer-wise, --relu, --data DIR)"
                 ))
                 .into());
             }
@@ -76,8 +86,8 @@ fn parse(args: &[String], data: PathBuf) -> Result<Options> {
 
 pub fn babi(args: &[String], data: PathBuf) -> Result<()> {
     let options = parse(args, data)?;
-    if options.layer_wise && options.model != "memn2n" {
-        return Err(UsageError("eval babi: --tying is a MemN2N option".into()).into());
+    if (options.layer_wise || options.relu) && options.model != "memn2n" {
+        return Err(UsageError("eval babi: --tying and --relu are MemN2N options".into()).into());
     }
     let variant = options.variant();
     let engram = crate::eval::engram_binary()?;
@@ -91,6 +101,9 @@ pub fn babi(args: &[String], data: PathBuf) -> Result<()> {
         .arg(&out);
     if options.layer_wise {
         cmd.arg("--layer-wise");
+    }
+    if options.relu {
+        cmd.arg("--relu");
     }
     let line = run::display(&cmd);
     eprintln!("$ {line}");
@@ -112,7 +125,12 @@ pub fn babi(args: &[String], data: PathBuf) -> Result<()> {
     let table = report.get("table").and_then(Json::as_str).context("no table in the summary")?;
     let missing = report.get("missing_text").and_then(Json::as_str).unwrap_or("");
     let minutes = started.elapsed().as_secs_f64() / 60.0;
-    let tying = if options.layer_wise { " --tying layer-wise" } else { "" };
+    let tying = match (options.layer_wise, options.relu) {
+        (false, false) => "",
+        (true, false) => " --tying layer-wise",
+        (false, true) => " --relu",
+        (true, true) => " --tying layer-wise --relu",
+    };
     let block = format!(
         "### {} {variant}, runs per task: {}\n\n`cargo xtask eval babi --set {} --model {} --runs \
          {}{tying}`: mean test error {mean:.1} %, {failed} failed tasks (> 5 %), {minutes:.1} min \
@@ -191,5 +209,8 @@ mod tests {
         assert!(parse(&["--tying".into(), "rnn".into()], PathBuf::new()).is_err());
         let o = parse(&["--tying".into(), "layer-wise".into()], PathBuf::new()).unwrap();
         assert_eq!(o.variant(), "memn2n-lw");
+        let args = ["--relu", "--tying", "layer-wise", "--set", "10k"].map(String::from);
+        let o = parse(&args, PathBuf::new()).unwrap();
+        assert_eq!((o.variant().as_str(), o.set.as_str()), ("memn2n-lw-relu", "10k"));
     }
 }
