@@ -211,7 +211,23 @@ pub(crate) fn train(args: TrainArgs, backend: Option<&str>, json: bool) -> Resul
     let loaded = load(&args.data, args.seed)?;
     let started = Instant::now();
     let verbose = args.verbose;
+    // Without --verbose, one line per finished run, so that long runs show progress.
+    let last_epoch = config.linear_epochs() + config.epochs;
+    let current = std::cell::Cell::new(0); // the task being trained, 0 when joint
     let mut on_epoch = |e: &engram_tasks::babi::BabiEpoch| {
+        if !verbose && e.epoch == last_epoch {
+            eprintln!(
+                "{}: run {}/{} done, last epoch's valid acc {:.1} % ({:.0} s)",
+                match current.get() {
+                    0 => "joint".to_string(),
+                    task => format!("task {task}"),
+                },
+                e.run + 1,
+                config.runs,
+                e.valid_accuracy * 100.0,
+                e.seconds
+            );
+        }
         if verbose {
             eprintln!(
                 "run {} epoch {:>3}: loss {:.4}, valid loss {:.4}, valid acc {:.3}, lr {:.4}{} ({:.1} s)",
@@ -257,6 +273,7 @@ pub(crate) fn train(args: TrainArgs, backend: Option<&str>, json: bool) -> Resul
     } else {
         for task in &loaded.tasks {
             let t0 = Instant::now();
+            current.set(task.id);
             let vocab = Vocab::build(task.train.iter().chain(&task.valid));
             let run = train_babi(&task.train, &task.valid, &vocab, &config, &device, &mut on_epoch);
             let trained = TrainedBabi { spec: config.model.clone(), vocab, model: run.model };

@@ -18,8 +18,11 @@ fn trains_evaluates_and_answers_with_attention() {
     let data = fixtures();
     let data = data.to_str().unwrap();
     let train = ["train", "babi", "--data", data, "--tasks", "1", "--epochs", "3"];
-    let out = stdout(&engram(&dir, &[&train[..], &["--out", "models"]].concat(), ""));
+    let output = engram(&dir, &[&train[..], &["--out", "models"]].concat(), "");
+    let out = stdout(&output);
     assert!(out.starts_with("task 1 single-supporting-fact: test error "), "{out}");
+    let progress = String::from_utf8_lossy(&output.stderr);
+    assert!(progress.starts_with("task 1: run 1/1 done, last epoch's valid acc "), "{progress}");
     assert!(
         dir.join("models/task-1/babi.json").exists()
             && dir.join("models/task-1/model.bpk").exists()
