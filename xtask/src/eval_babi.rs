@@ -1,5 +1,5 @@
 //! `cargo xtask eval babi [--set 1k|10k] [--model memn2n|transformer|lstm] [--runs N]
-//! [--tasks LIST] [--tying adjacent|layer-wise] [--relu] [--data DIR]`: trains one model per task
+//! [--tasks LIST] [--tying adjacent|layer-wise] [--relu] [--lr RATE] [--data DIR]`: trains one model per task
 //! with the release `engram train babi` and writes the per-task error table, next to the published
 //! MemN2N and LSTM numbers, with the time taken, into the bAbI section of `docs/results.md`
 //! (one block per set, model and, for MemN2N, weight tying and non-linearity).
@@ -24,6 +24,8 @@ struct Options {
     layer_wise: bool,
     /// MemN2N with a ReLU on the controller state after each hop.
     relu: bool,
+    /// Learning rate, when not the CLI's default.
+    lr: Option<String>,
     data: PathBuf,
 }
 
@@ -45,6 +47,7 @@ fn parse(args: &[String], data: PathBuf) -> Result<Options> {
         tasks: "1-20".into(),
         layer_wise: false,
         relu: false,
+        lr: None,
         data,
     };
     let mut it = args.iter();
@@ -70,12 +73,13 @@ fn parse(args: &[String], data: PathBuf) -> Result<Options> {
             "--tying" if value == "adjacent" || value == "layer-wise" => {
                 options.layer_wise = value == "layer-wise"
             }
+            "--lr" if value.parse::<f64>().is_ok_and(|lr| lr > 0.0) => options.lr = Some(value),
             "--data" => options.data = PathBuf::from(value),
             _ => {
                 return Err(UsageError(format!(
                     "eval babi: unknown flag or value `{flag} {value}` (flags: --set 1k|10k, \
                      --model memn2n|transformer|universal|lstm|gru, --runs N, --tasks LIST, \
-                     --tying adjacent|layer-wise, --relu, --data DIR)"
+                     --tying adjacent|layer-wise, --relu, --lr RATE, --data DIR)"
                 ))
                 .into());
             }
@@ -105,6 +109,9 @@ pub fn babi(args: &[String], data: PathBuf) -> Result<()> {
     if options.relu {
         cmd.arg("--relu");
     }
+    if let Some(lr) = &options.lr {
+        cmd.args(["--lr", lr]);
+    }
     let line = run::display(&cmd);
     eprintln!("$ {line}");
     let output = cmd
@@ -125,15 +132,19 @@ pub fn babi(args: &[String], data: PathBuf) -> Result<()> {
     let table = report.get("table").and_then(Json::as_str).context("no table in the summary")?;
     let missing = report.get("missing_text").and_then(Json::as_str).unwrap_or("");
     let minutes = started.elapsed().as_secs_f64() / 60.0;
-    let tying = match (options.layer_wise, options.relu) {
-        (false, false) => "",
-        (true, false) => " --tying layer-wise",
-        (false, true) => " --relu",
-        (true, true) => " --tying layer-wise --relu",
-    };
+    let mut flags = String::new();
+    if options.layer_wise {
+        flags += " --tying layer-wise";
+    }
+    if options.relu {
+        flags += " --relu";
+    }
+    if let Some(lr) = &options.lr {
+        flags += &format!(" --lr {lr}");
+    }
     let block = format!(
         "### {} {variant}, runs per task: {}\n\n`cargo xtask eval babi --set {} --model {} --runs \
-         {}{tying}`: mean test error {mean:.1} %, {failed} failed tasks (> 5 %), {minutes:.1} min \
+         {}{flags}`: mean test error {mean:.1} %, {failed} failed tasks (> 5 %), {minutes:.1} min \
          in all (training, testing and the release build).{}\n\n{table}\n",
         options.set,
         options.runs,
@@ -209,8 +220,9 @@ mod tests {
         assert!(parse(&["--tying".into(), "rnn".into()], PathBuf::new()).is_err());
         let o = parse(&["--tying".into(), "layer-wise".into()], PathBuf::new()).unwrap();
         assert_eq!(o.variant(), "memn2n-lw");
-        let args = ["--relu", "--tying", "layer-wise", "--set", "10k"].map(String::from);
+        let args = ["--relu", "--tying", "layer-wise", "--lr", "0.005"].map(String::from);
         let o = parse(&args, PathBuf::new()).unwrap();
-        assert_eq!((o.variant().as_str(), o.set.as_str()), ("memn2n-lw-relu", "10k"));
+        assert_eq!((o.variant().as_str(), o.lr.as_deref()), ("memn2n-lw-relu", Some("0.005")));
+        assert!(parse(&["--lr".into(), "-1".into()], PathBuf::new()).is_err());
     }
 }
