@@ -1,8 +1,9 @@
 //! `cargo xtask eval babi [--set 1k|10k] [--model memn2n|transformer|lstm] [--runs N]
-//! [--tasks LIST] [--tying adjacent|layer-wise] [--relu] [--lr RATE] [--data DIR]`: trains one model per task
-//! with the release `engram train babi` and writes the per-task error table, next to the published
-//! MemN2N and LSTM numbers, with the time taken, into the bAbI section of `docs/results.md`
-//! (one block per set, model and, for MemN2N, weight tying and non-linearity).
+//! [--tasks LIST] [--tying adjacent|layer-wise] [--relu] [--lr RATE] [--data DIR]`: trains one
+//! model per task with the release `engram train babi` and writes the per-task error table, next
+//! to the published MemN2N and LSTM numbers, with the time taken, into the bAbI section of
+//! `docs/results.md` (one block per set, model and, for MemN2N, weight tying and
+//! non-linearity).
 
 use std::fs;
 use std::path::PathBuf;

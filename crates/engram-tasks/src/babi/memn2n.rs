@@ -5,8 +5,8 @@
 //! memories `m_i = Σ_j l_j ⊙ A x_ij + T_A(i)`, reads `o = Σ_i p_i c_i` from the output memories, and
 //! sets `u ← u + o` (adjacent tying) or `u ← H u + o` (layer-wise tying), optionally followed by a
 //! ReLU (the paper's "non-linearity", used for its 10k results). The answer is `softmax(W u_K)`
-//! over the vocabulary. Under linear start the memory softmax is left
-//! out until the validation loss stops falling.
+//! over the vocabulary. Under linear start (the first epochs of training) the memory softmax is
+//! left out.
 
 use burn::config::Config;
 use burn::module::{Module, Param};
