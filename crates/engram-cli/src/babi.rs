@@ -108,6 +108,11 @@ pub(crate) struct TrainArgs {
     /// MemN2N: a ReLU on the controller state after each hop (the paper's 10k "non-linearity").
     #[arg(long)]
     relu: bool,
+    /// MemN2N: mask the unused memory slots out of the softmax instead of letting them take
+    /// their share with score 0, as the authors' code does (a memory of as many slots as the
+    /// longest training story, at most --memory).
+    #[arg(long)]
+    masked_memory: bool,
     /// MemN2N: no linear start.
     #[arg(long)]
     no_linear_start: bool,
@@ -249,6 +254,7 @@ pub(crate) fn train(args: TrainArgs, backend: Option<&str>, json: bool) -> Resul
         };
         let (train, valid) = (all(|t| &t.train), all(|t| &t.valid));
         let vocab = Vocab::build(train.iter().chain(&valid));
+        let config = sized(&config, &train, args.masked_memory);
         let run = train_babi(&train, &valid, &vocab, &config, &device, &mut on_epoch);
         let trained = TrainedBabi { spec: config.model.clone(), vocab, model: run.model };
         let seconds = started.elapsed().as_secs_f64() / loaded.tasks.len() as f64;
@@ -275,6 +281,7 @@ pub(crate) fn train(args: TrainArgs, backend: Option<&str>, json: bool) -> Resul
             let t0 = Instant::now();
             current.set(task.id);
             let vocab = Vocab::build(task.train.iter().chain(&task.valid));
+            let config = sized(&config, &task.train, args.masked_memory);
             let run = train_babi(&task.train, &task.valid, &vocab, &config, &device, &mut on_epoch);
             let trained = TrainedBabi { spec: config.model.clone(), vocab, model: run.model };
             let test_error = trained.error(&task.test, &device);
@@ -295,6 +302,15 @@ pub(crate) fn train(args: TrainArgs, backend: Option<&str>, json: bool) -> Resul
     }
     finish(&results, &loaded, args.data.set, args.model, started, json);
     Ok(())
+}
+
+/// `config` with MemN2N's memory sized for `train`, unless `masked`.
+fn sized(config: &BabiTrainConfig, train: &[QaExample], masked: bool) -> BabiTrainConfig {
+    let mut config = config.clone();
+    if !masked {
+        config.model = config.model.with_fixed_memory(train);
+    }
+    config
 }
 
 fn print_task(r: &TaskResult, json: bool) {

@@ -7,6 +7,11 @@
 //! ReLU (the paper's "non-linearity", used for its 10k results). The answer is `softmax(W u_K)`
 //! over the vocabulary. Under linear start (the first epochs of training) the memory softmax is
 //! left out.
+//!
+//! With `slots` set, the memory has that many slots, as in the authors' code, and the unused ones
+//! take part in the softmax: they hold zero vectors, so each scores 0 and adds nothing to `o`,
+//! but takes its share of the attention. That lets a hop attend to (almost) nothing; `k` unused
+//! slots are computed as one extra score `ln k` per row. Without `slots` they are masked out.
 
 use burn::config::Config;
 use burn::module::{Module, Param};
@@ -66,6 +71,10 @@ pub struct MemN2NConfig {
     /// the "non-linearity" of the paper's 10k results). Default: false.
     #[config(default = false)]
     pub relu: bool,
+    /// Slots of a fixed-size memory whose unused ones take part in the softmax with score 0 (see
+    /// the module documentation); `None` masks them out. Default: `None`.
+    #[config(default = "None")]
+    pub slots: Option<usize>,
 }
 
 /// An end-to-end memory network; see the module documentation.
@@ -89,6 +98,8 @@ pub struct MemN2N {
     pub position: bool,
     /// ReLU on the controller state after each hop.
     pub relu: bool,
+    /// Slots of the fixed-size memory whose unused ones the softmax sees; `None`: masked.
+    pub slots: Option<usize>,
 }
 
 /// What [`MemN2N::forward`] returns.
@@ -219,6 +230,7 @@ impl MemN2NConfig {
             memory_size: self.memory_size,
             position: self.encoding == SentenceEncoding::Position,
             relu: self.relu,
+            slots: self.slots,
         }
     }
 }
@@ -272,13 +284,23 @@ impl MemN2N {
                 (0..=self.n_hops).map(|k| self.memories(batch, k, Some(k))).collect();
             (all[..self.n_hops].to_vec(), all[1..].to_vec())
         };
+        // `ln k` for the `k` unused slots of a fixed-size memory, masked where there are none.
+        let unused = self.slots.map(|slots| {
+            let used = batch.padding.clone().bool_not().float().sum_dim(1);
+            let k = used.neg().add_scalar(slots as f64);
+            (k.clone().clamp_min(1.0).log(), k.lower_equal_elem(0.0))
+        });
         let mut attention = Vec::with_capacity(self.n_hops);
         for (a, c) in inputs.into_iter().zip(outputs) {
             let scores = a.matmul(u.clone().unsqueeze_dim::<3>(2)).reshape([b, m]);
-            let p = if linear {
-                scores.mask_fill(batch.padding.clone(), 0.0)
-            } else {
-                masked_softmax(scores, batch.padding.clone(), 1)
+            let p = match &unused {
+                _ if linear => scores.mask_fill(batch.padding.clone(), 0.0),
+                None => masked_softmax(scores, batch.padding.clone(), 1),
+                Some((score, none)) => {
+                    let scores = Tensor::cat(vec![scores, score.clone()], 1);
+                    let padding = Tensor::cat(vec![batch.padding.clone(), none.clone()], 1);
+                    masked_softmax(scores, padding, 1).narrow(1, 0, m)
+                }
             };
             let o = p.clone().unsqueeze_dim::<3>(1).matmul(c).reshape([b, d]);
             u = match &self.h {
@@ -347,6 +369,43 @@ mod tests {
             let logits = model.forward(&batch, false).logits.into_data();
             assert_eq!(logits.try_to_vec::<f32>().unwrap(), vec![0.0; 4], "{tying:?}");
         }
+    }
+
+    #[test]
+    fn unused_slots_of_a_fixed_memory_take_their_share_of_attention() {
+        // Zero embeddings score every slot 0: attention is uniform over the used slots when the
+        // rest are masked, and 1/slots per used slot when the unused ones count.
+        let device = test_device();
+        let host = HostBatch {
+            batch: 2,
+            memory: 2,
+            words: 1,
+            question_words: 1,
+            story: vec![1, 2, 3, 0],
+            sentence_len: vec![1, 1, 1, 0],
+            n_memories: vec![2, 1],
+            question: vec![1, 2],
+            question_len: vec![1, 1],
+            answer: vec![1, 2],
+            slots: vec![vec![Some(0), Some(1)], vec![Some(0)]],
+        };
+        let batch = MemoryBatch::new(&host, 3, true, &device);
+        let attention = |slots: Option<usize>| {
+            let mut model = MemN2NConfig::new(4)
+                .with_d_model(3)
+                .with_n_hops(1)
+                .with_temporal(false)
+                .with_slots(slots)
+                .init(&device);
+            let zero = |p: &Param<Tensor<2>>| Param::from_tensor(p.val().zeros_like());
+            model.embeddings = model.embeddings.iter().map(zero).collect();
+            let p = model.forward(&batch, false).attention.remove(0);
+            p.into_data().try_to_vec::<f32>().unwrap()
+        };
+        assert_eq!(attention(None), [0.5, 0.5, 1.0, 0.0]);
+        assert_eq!(attention(Some(4)), [0.25, 0.25, 0.25, 0.0]);
+        // As many slots as used ones: nothing left over, the same as masking.
+        assert_eq!(attention(Some(2)), [0.5, 0.5, 0.5, 0.0]);
     }
 
     #[test]
