@@ -1,6 +1,6 @@
 //! `cargo xtask eval babi [--set 1k|10k] [--model memn2n|transformer|lstm] [--runs N]
-//! [--tasks LIST] [--tying adjacent|layer-wise] [--relu] [--lr RATE] [--data DIR]`: trains one
-//! model per task with the release `engram train babi` and writes the per-task error table, next
+//! [--tasks LIST] [--tying adjacent|layer-wise] [--relu] [--lr RATE] [--masked-memory]
+//! [--data DIR]`: trains one model per task with the release `engram train babi` and writes the per-task error table, next
 //! to the published MemN2N and LSTM numbers, with the time taken, into the bAbI section of
 //! `docs/results.md` (one block per set, model and, for MemN2N, weight tying and
 //! non-linearity).
@@ -27,6 +27,8 @@ struct Options {
     relu: bool,
     /// Learning rate, when not the CLI's default.
     lr: Option<String>,
+    /// MemN2N with unused memory slots masked out of the softmax (the behaviour before 5f04cc4).
+    masked_memory: bool,
     data: PathBuf,
 }
 
@@ -49,12 +51,17 @@ fn parse(args: &[String], data: PathBuf) -> Result<Options> {
         layer_wise: false,
         relu: false,
         lr: None,
+        masked_memory: false,
         data,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         if flag == "--relu" {
             options.relu = true;
+            continue;
+        }
+        if flag == "--masked-memory" {
+            options.masked_memory = true;
             continue;
         }
         let value = it
@@ -80,7 +87,7 @@ fn parse(args: &[String], data: PathBuf) -> Result<Options> {
                 return Err(UsageError(format!(
                     "eval babi: unknown flag or value `{flag} {value}` (flags: --set 1k|10k, \
                      --model memn2n|transformer|universal|lstm|gru, --runs N, --tasks LIST, \
-                     --tying adjacent|layer-wise, --relu, --lr RATE, --data DIR)"
+                     --tying adjacent|layer-wise, --relu, --lr RATE, --masked-memory, --data DIR)"
                 ))
                 .into());
             }
@@ -91,8 +98,11 @@ fn parse(args: &[String], data: PathBuf) -> Result<Options> {
 
 pub fn babi(args: &[String], data: PathBuf) -> Result<()> {
     let options = parse(args, data)?;
-    if (options.layer_wise || options.relu) && options.model != "memn2n" {
-        return Err(UsageError("eval babi: --tying and --relu are MemN2N options".into()).into());
+    if (options.layer_wise || options.relu || options.masked_memory) && options.model != "memn2n" {
+        return Err(UsageError(
+            "eval babi: --tying, --relu and --masked-memory are MemN2N options".into(),
+        )
+        .into());
     }
     let variant = options.variant();
     let engram = crate::eval::engram_binary()?;
@@ -112,6 +122,9 @@ pub fn babi(args: &[String], data: PathBuf) -> Result<()> {
     }
     if let Some(lr) = &options.lr {
         cmd.args(["--lr", lr]);
+    }
+    if options.masked_memory {
+        cmd.arg("--masked-memory");
     }
     let line = run::display(&cmd);
     eprintln!("$ {line}");
@@ -142,6 +155,9 @@ pub fn babi(args: &[String], data: PathBuf) -> Result<()> {
     }
     if let Some(lr) = &options.lr {
         flags += &format!(" --lr {lr}");
+    }
+    if options.masked_memory {
+        flags += " --masked-memory";
     }
     let block = format!(
         "### {} {variant}, runs per task: {}\n\n`cargo xtask eval babi --set {} --model {} --runs \
@@ -225,5 +241,8 @@ mod tests {
         let o = parse(&args, PathBuf::new()).unwrap();
         assert_eq!((o.variant().as_str(), o.lr.as_deref()), ("memn2n-lw-relu", Some("0.005")));
         assert!(parse(&["--lr".into(), "-1".into()], PathBuf::new()).is_err());
+        let o = parse(&["--masked-memory".into(), "--runs".into(), "5".into()], PathBuf::new());
+        let o = o.unwrap();
+        assert!(o.masked_memory && o.runs == "5" && o.variant() == "memn2n");
     }
 }

@@ -45,7 +45,7 @@ commands:
                               accuracies into docs/results.md
   eval babi [--set 1k|10k] [--model memn2n|transformer|universal|lstm|gru] [--runs N]
             [--tasks LIST] [--tying adjacent|layer-wise] [--relu] [--lr RATE]
-            [--data DIR]
+            [--masked-memory] [--data DIR]
                               one model per bAbI task; per-task test errors next to the
                               published MemN2N and LSTM tables into docs/results.md
                               (every eval builds the release engram first, or runs
