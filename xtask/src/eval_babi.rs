@@ -194,7 +194,8 @@ fn updated(text: &str, set: &str, model: &str, block: &str) -> String {
         && s < e
     {
         let rest = text[e + end.len()..].trim_start_matches('\n');
-        return format!("{}{wrapped}{rest}", &text[..s]);
+        let gap = if rest.is_empty() { "" } else { "\n" };
+        return format!("{}{wrapped}{gap}{rest}", &text[..s]);
     }
     match text.find("\n## bAbI") {
         Some(at) => {
@@ -222,7 +223,7 @@ mod tests {
         assert!(once.ends_with("## bAbI (engram-tasks)\n\n<!-- eval babi 1k memn2n: start -->\nA\n<!-- eval babi 1k memn2n: end -->\n"), "{once}");
         let twice = updated(&(once.clone() + "\n## Later\n\ny\n"), "1k", "memn2n", "B\n");
         assert!(twice.contains("start -->\nB\n<!--") && !twice.contains("\nA\n"), "{twice}");
-        assert!(twice.contains("## Later\n\ny\n"), "{twice}");
+        assert!(twice.contains("end -->\n\n## Later\n\ny\n"), "{twice}");
         let other = updated(&twice, "1k", "lstm", "C\n");
         let (c, later) = (other.find("\nC\n").unwrap(), other.find("## Later").unwrap());
         assert!(c < later && other.contains("\nB\n"), "{other}");
