@@ -338,31 +338,11 @@ impl ContractReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::babi::encode::Vocab;
-    use crate::babi::read::{QaExample, Sentence};
+    use crate::babi::encode::fixtures::{batch, example};
     use engram_tensor::testing::test_device;
-    use rand::SeedableRng;
-    use rand::rngs::StdRng;
-
-    fn example(story: &[&str], question: &str) -> QaExample {
-        let words = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
-        QaExample {
-            story: story
-                .iter()
-                .enumerate()
-                .map(|(i, s)| Sentence { id: i + 1, words: words(s) })
-                .collect(),
-            question: words(question),
-            answer: vec!["c".into()],
-            supporting: vec![],
-            line: 0,
-        }
-    }
 
     fn host() -> HostBatch {
-        let vocab = Vocab::from_words(["<pad>", "a", "b", "c"].map(String::from).to_vec());
-        let (one, two) = (example(&["a b c", "b"], "a c"), example(&["c"], "b"));
-        HostBatch::new(&[&one, &two], &vocab, 0.0, 50, &mut StdRng::seed_from_u64(0))
+        batch(&[example(&["a b c", "b"], "a c"), example(&["c"], "b")])
     }
 
     fn floats<const D: usize>(t: Tensor<D>) -> Vec<f32> {

@@ -194,3 +194,36 @@ impl HostBatch {
         Tensor::from_data(TensorData::new(self.answer.clone(), [self.batch]), device)
     }
 }
+
+/// Batches of short stories for unit tests.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    use super::{HostBatch, Vocab};
+    use crate::babi::read::{QaExample, Sentence};
+
+    /// A question over `story` (statements of space-separated words) whose answer is `c`.
+    pub(crate) fn example(story: &[&str], question: &str) -> QaExample {
+        let words = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        QaExample {
+            story: story
+                .iter()
+                .enumerate()
+                .map(|(i, s)| Sentence { id: i + 1, words: words(s) })
+                .collect(),
+            question: words(question),
+            answer: vec!["c".into()],
+            supporting: vec![],
+            line: 0,
+        }
+    }
+
+    /// `examples` batched over the vocabulary `<pad> a b c`, without noise memories.
+    pub(crate) fn batch(examples: &[QaExample]) -> HostBatch {
+        let vocab = Vocab::from_words(["<pad>", "a", "b", "c"].map(String::from).to_vec());
+        let refs: Vec<&QaExample> = examples.iter().collect();
+        HostBatch::new(&refs, &vocab, 0.0, 50, &mut StdRng::seed_from_u64(0))
+    }
+}

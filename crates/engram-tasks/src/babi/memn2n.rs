@@ -321,6 +321,7 @@ impl MemN2N {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::babi::encode::fixtures::{batch, example};
     use engram_tensor::testing::test_device;
 
     #[test]
@@ -342,19 +343,7 @@ mod tests {
         // With every weight negative (position weights are positive), the question embedding and
         // every hop's read-out are negative, so each ReLU'd state, and the logits, are exactly 0.
         let device = test_device();
-        let host = HostBatch {
-            batch: 1,
-            memory: 2,
-            words: 2,
-            question_words: 2,
-            story: vec![1, 2, 3, 0],
-            sentence_len: vec![2, 1],
-            n_memories: vec![2],
-            question: vec![2, 3],
-            question_len: vec![2],
-            answer: vec![1],
-            slots: vec![vec![Some(0), Some(1)]],
-        };
+        let host = batch(&[example(&["a b", "c"], "b c")]);
         let batch = MemoryBatch::new(&host, 3, true, &device);
         for tying in [Tying::Adjacent, Tying::LayerWise] {
             let config = MemN2NConfig::new(4).with_d_model(3).with_n_hops(2).with_tying(tying);
@@ -376,19 +365,7 @@ mod tests {
         // Zero embeddings score every slot 0: attention is uniform over the used slots when the
         // rest are masked, and 1/slots per used slot when the unused ones count.
         let device = test_device();
-        let host = HostBatch {
-            batch: 2,
-            memory: 2,
-            words: 1,
-            question_words: 1,
-            story: vec![1, 2, 3, 0],
-            sentence_len: vec![1, 1, 1, 0],
-            n_memories: vec![2, 1],
-            question: vec![1, 2],
-            question_len: vec![1, 1],
-            answer: vec![1, 2],
-            slots: vec![vec![Some(0), Some(1)], vec![Some(0)]],
-        };
+        let host = batch(&[example(&["a", "b"], "a"), example(&["c"], "b")]);
         let batch = MemoryBatch::new(&host, 3, true, &device);
         let attention = |slots: Option<usize>| {
             let mut model = MemN2NConfig::new(4)
