@@ -119,9 +119,9 @@ impl ModelSpec {
 
     /// For MemN2N, sizes the memory as the authors' code does, `min(memory_size, longest story
     /// in train)` slots, and lets the unused ones take part in the softmax: each scores 0 and
-    /// reads nothing, so a hop can attend to (almost) nothing. On the 1k set this took tasks 6, 9
-    /// and 10 from 16.5, 21.0 and 32.9 % test error to 7.3, 10.9 and 16.4 % (docs/results.md).
-    /// The readers are unchanged.
+    /// reads nothing, so a hop can attend to (almost) nothing. On the 1k set, five runs per task,
+    /// this took tasks 6, 9 and 10 from 16.5, 21.0 and 32.9 % test error to 7.3, 10.9 and 16.4 %
+    /// (docs/results.md). The readers are unchanged.
     pub fn with_fixed_memory(mut self, train: &[QaExample]) -> Self {
         if self.kind == ModelKind::Memn2n {
             let longest = train.iter().map(|ex| ex.story.len()).max().unwrap_or(0);
