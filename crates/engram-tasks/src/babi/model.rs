@@ -125,7 +125,7 @@ impl ModelSpec {
     pub fn with_fixed_memory(mut self, train: &[QaExample]) -> Self {
         if self.kind == ModelKind::Memn2n {
             let longest = train.iter().map(|ex| ex.story.len()).max().unwrap_or(0);
-            self.slots = Some(longest.clamp(1, self.memory_size));
+            self.slots = Some(longest.max(1).min(self.memory_size));
         }
         self
     }
