@@ -176,6 +176,17 @@ fn load(data: &BabiDataArgs, seed: u64) -> Result<LoadedTasks, Failure> {
 fn config(args: &TrainArgs) -> Result<BabiTrainConfig, Failure> {
     let mut c = BabiTrainConfig::new(args.model);
     let memn2n = args.model == ModelKind::Memn2n;
+    let memn2n_only = [
+        ("--bow", args.bow),
+        ("--no-temporal", args.no_temporal),
+        ("--layer-wise", args.layer_wise),
+        ("--relu", args.relu),
+        ("--masked-memory", args.masked_memory),
+        ("--no-linear-start", args.no_linear_start),
+    ];
+    if let Some((flag, _)) = memn2n_only.iter().find(|(_, set)| *set && !memn2n) {
+        return Err(usage(anyhow!("{flag} is a MemN2N option; --model is {}", args.model.name())));
+    }
     if let Some(e) = args.epochs {
         c.epochs = e;
     }

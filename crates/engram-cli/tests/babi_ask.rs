@@ -61,3 +61,14 @@ fn trains_evaluates_and_answers_with_attention() {
     assert_eq!(empty.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&empty.stderr).contains("no question"));
 }
+
+#[test]
+fn memn2n_options_on_a_reader_are_usage_errors() {
+    let dir = common::scratch("babi-reader-flags");
+    let data = fixtures();
+    let args = ["train", "babi", "--data", data.to_str().unwrap(), "--model", "lstm", "--relu"];
+    let output = engram(&dir, &args, "");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--relu is a MemN2N option; --model is lstm"), "{stderr}");
+}
